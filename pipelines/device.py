@@ -1,0 +1,31 @@
+"""Where the model runs and in which precision. CUDA with half precision when present, else CPU."""
+
+from __future__ import annotations
+
+import torch
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def select_device(requested: str = "auto") -> torch.device:
+    """`auto` prefers CUDA, then Apple MPS, then CPU. An explicit device that is absent fails early."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device must be available, got {requested!r} but CUDA is not")
+    return device
+
+
+def select_dtype(requested: str, device: torch.device) -> torch.dtype:
+    """`auto`: bfloat16 on GPUs that support it (no fp16 overflow in long generations), else
+    float16 on CUDA, float32 on CPU (half precision is slow or unsupported there)."""
+    if requested != "auto":
+        return _DTYPES[requested]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32

@@ -1,0 +1,61 @@
+"""What every summarization engine promises, and the data that crosses the service boundary.
+
+An engine takes a batch of items and returns one outcome per item, in order: a result, or the
+error for that item alone. One bad document must never fail its neighbours in a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from pipelines.errors import SummarizerError, from_payload
+from pipelines.styles import Style
+
+
+class SummaryItem(BaseModel):
+    """One document to summarize, with the resolved style (not just its name)."""
+
+    text: str
+    style: Style
+    query: list[float] | None = Field(None, description="Optional steering vector (RAG context).")
+
+
+class SummaryResult(BaseModel):
+    summary: str
+    input_words: int
+    summary_words: int
+    chunks: int = 1
+
+
+class ItemOutcome(BaseModel):
+    """A result or an error, as plain data so it crosses the HTTP hop between services."""
+
+    result: SummaryResult | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+    @classmethod
+    def of(cls, value: SummaryResult | SummarizerError) -> ItemOutcome:
+        if isinstance(value, SummarizerError):
+            return cls(error_type=type(value).__name__, error_message=value.message)
+        return cls(result=value)
+
+    def unwrap(self) -> SummaryResult:
+        """The result, or raise the item's own error on the caller's side."""
+        if self.result is None:
+            raise from_payload(self.error_type or "ModelError", self.error_message or "")
+        return self.result
+
+
+Outcome = SummaryResult | SummarizerError
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: str
+    model_tag: str
+
+    def summarize(self, items: Sequence[SummaryItem]) -> list[Outcome]: ...

@@ -1,0 +1,88 @@
+"""One exception root that knows its HTTP status.
+
+    SummarizerError (500)        anything we raise on purpose
+    ├── BadInput (400)           the request is wrong; the message says how
+    │   └── UnknownStyle (400)   the X-Summary-Style header names no style; lists the valid ones
+    ├── InputTooLarge (413)      text or body over the configured limit
+    ├── Overloaded (429)         shed at once, with Retry-After, instead of queueing
+    ├── NotReady (503)           the model service is not up (yet)
+    ├── UpstreamTimeout (504)    the model did not answer within the request timeout
+    ├── ModelError (500)         the model failed on this item; message is safe to show
+    └── ConfigError (-)          bad configuration, raised at start-up only
+
+Errors become JSON responses in exactly one place (`service.py`); a 5xx body never echoes
+internals, only the class's public message.
+"""
+
+from __future__ import annotations
+
+
+class SummarizerError(Exception):
+    status_code: int = 500
+    public_message: str | None = "internal error"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or (self.public_message or ""))
+        self.message = message or (self.public_message or "")
+
+    def to_payload(self) -> dict[str, object]:
+        """The JSON body clients see. 5xx keep a fixed message unless the class allows detail."""
+        message = self.message if self.status_code < 500 or self.public_message is None else self.public_message
+        return {"error": {"type": type(self).__name__, "message": message, "status": self.status_code}}
+
+
+class BadInput(SummarizerError):
+    status_code = 400
+    public_message = None
+
+
+class UnknownStyle(BadInput):
+    def __init__(self, name: str, valid: list[str]) -> None:
+        super().__init__(f"unknown style {name!r}; valid styles: {', '.join(sorted(valid))}")
+        self.valid = sorted(valid)
+
+
+class InputTooLarge(SummarizerError):
+    status_code = 413
+    public_message = None
+
+
+class Overloaded(SummarizerError):
+    status_code = 429
+    public_message = None
+    retry_after_s = 1
+
+
+class NotReady(SummarizerError):
+    status_code = 503
+    public_message = "the model service is not ready; retry shortly"
+
+
+class UpstreamTimeout(SummarizerError):
+    status_code = 504
+    public_message = None
+
+
+class ModelError(SummarizerError):
+    status_code = 500
+    public_message = "the model failed on this document"
+
+
+class ConfigError(SummarizerError):
+    """Raised while loading configuration; never reaches a client."""
+
+
+_BY_NAME: dict[str, type[SummarizerError]] = {
+    cls.__name__: cls
+    for cls in (SummarizerError, BadInput, UnknownStyle, InputTooLarge, Overloaded, NotReady, UpstreamTimeout, ModelError)
+}
+
+
+def from_payload(kind: str, message: str) -> SummarizerError:
+    """Rebuild an error that crossed the service boundary as plain data (the batch API's outcome)."""
+    cls = _BY_NAME.get(kind, ModelError)
+    if cls is UnknownStyle:
+        cls = BadInput
+    err = cls.__new__(cls)
+    SummarizerError.__init__(err, message)
+    return err

@@ -1,0 +1,106 @@
+"""All configuration, in one object. Nothing else in the code base reads the environment.
+
+Values come from, highest priority first: constructor arguments, `SUMMARIZER_*` environment
+variables, the YAML file named by `SUMMARIZER_CONFIG_FILE`, then the defaults below.
+Every field is documented in the README's settings table.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+CONFIG_FILE_ENV = "SUMMARIZER_CONFIG_FILE"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SUMMARIZER_", extra="forbid", frozen=True)
+
+    # Engine and models
+    engine: Literal["extractive", "abstractive"] = "extractive"
+    encoder_model: str = "summarizer-encoder:latest"
+    abstractive_model: str = "summarizer-abstractive:latest"
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    gpu_type: str = "nvidia-l4"
+
+    # Styles
+    styles_file: Path | None = None
+    default_style: str = "news"
+
+    # Limits
+    max_input_chars: int = Field(100_000, gt=0)
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    request_timeout_s: float = Field(60.0, gt=0)
+    max_concurrency: int = Field(64, gt=0)
+    retry_after_s: int = Field(2, gt=0)
+
+    # Adaptive batching (model service)
+    max_batch_size: int = Field(32, gt=0)
+    max_latency_ms: int = Field(10_000, gt=0)
+    max_batch_tokens: int = Field(16_384, gt=0)
+    encoder_batch_tokens: int = Field(8_192, gt=0)
+    max_sentence_chars: int = Field(2_000, gt=0)
+
+    # Abstractive generation
+    max_reduce_rounds: int = Field(4, gt=0)
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        if value not in {"auto", "cpu", "mps"} and not value.startswith("cuda"):
+            raise ValueError(f"device must be auto, cpu, mps or cuda[:N], got {value!r}")
+        return value
+
+    @field_validator("styles_file")
+    @classmethod
+    def _check_styles_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"styles_file must be an existing YAML file, got {str(value)!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_body_fits_text(self) -> Settings:
+        if self.max_body_bytes < self.max_input_chars:
+            raise ValueError(
+                f"max_body_bytes must be >= max_input_chars ({self.max_input_chars}), got {self.max_body_bytes}"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            if not Path(config_file).is_file():
+                raise ValueError(f"{CONFIG_FILE_ENV} must name an existing YAML file, got {config_file!r}")
+            sources += (YamlConfigSettingsSource(settings_cls, yaml_file=config_file),)
+        return sources
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
+
+
+def environ_flag(name: str) -> str | None:
+    """Read a non-summarizer variable (e.g. BENTOML_HOME) so callers need not touch os.environ."""
+    return os.environ.get(name)

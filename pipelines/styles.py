@@ -1,0 +1,124 @@
+"""The style registry: built-in styles plus a deployment's own, chosen per request by header.
+
+A style is a bundle of engine settings (length, position prior, prompt, generation settings).
+The model service receives the resolved `Style` with every item, so both services agree on
+what a style means even when they are deployed apart.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipelines.errors import ConfigError, UnknownStyle
+
+BUILTIN_STYLES_FILE = Path(__file__).with_name("styles.yaml")
+STYLE_HEADER = "X-Summary-Style"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+class ExtractiveParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_words: int = Field(60, gt=0, le=2000)
+    max_sentences: int = Field(4, gt=0, le=200)
+    position_weight: float = Field(0.3, ge=0.0, le=1.0)
+    position_decay: float = Field(0.3, ge=0.0)
+    diversity: float = Field(0.3, ge=0.0, le=1.0)
+    min_sentence_words: int = Field(4, ge=1)
+
+
+class GenerationParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_new_tokens: int = Field(128, gt=0, le=4096)
+    min_new_tokens: int = Field(0, ge=0)
+    num_beams: int = Field(1, gt=0, le=16)
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = Field(0, ge=0)
+    do_sample: bool = False
+    temperature: float = Field(1.0, gt=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+
+
+class Style(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    instruction: str = "Summarize the following text."
+    extractive: ExtractiveParams = ExtractiveParams()
+    generation: GenerationParams = GenerationParams()
+
+    def batch_key(self) -> str:
+        """Items that share this key can share one model call (same settings, same prompt)."""
+        return self.model_dump_json()
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"styles file {str(path)!r} must be readable YAML, got: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"styles file {str(path)!r} must map style names to settings, got {type(data).__name__}")
+    return data
+
+
+class StyleRegistry:
+    """Named styles plus the default. Built once at start-up; bad files fail there, not per request."""
+
+    def __init__(self, styles: Mapping[str, Style], default: str) -> None:
+        if default not in styles:
+            raise ConfigError(f"default_style must be one of {sorted(styles)}, got {default!r}")
+        self._styles = dict(styles)
+        self.default = default
+
+    @classmethod
+    def load(cls, user_file: Path | None = None, default: str = "news") -> StyleRegistry:
+        raw = _read_yaml(BUILTIN_STYLES_FILE)
+        if user_file is not None:
+            for name, spec in _read_yaml(user_file).items():
+                if not isinstance(spec, Mapping):
+                    raise ConfigError(f"style {name!r} in {str(user_file)!r} must be a mapping, got {spec!r}")
+                raw[name] = _deep_merge(raw.get(name, {}), spec)
+        styles: dict[str, Style] = {}
+        for name, spec in raw.items():
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise ConfigError(f"style names must match {_NAME.pattern}, got {name!r}")
+            try:
+                styles[name] = Style(name=name, **spec)
+            except ValidationError as exc:
+                raise ConfigError(f"style {name!r} is invalid: {exc}") from exc
+        return cls(styles, default)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._styles)
+
+    def get(self, name: str) -> Style:
+        try:
+            return self._styles[name]
+        except KeyError:
+            raise UnknownStyle(name, self.names) from None
+
+    def resolve(self, header_value: str | None) -> Style:
+        """The style a request asked for: header value (case-insensitive), else the default."""
+        if header_value is None or not header_value.strip():
+            return self._styles[self.default]
+        return self.get(header_value.strip().lower())

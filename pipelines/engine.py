@@ -31,17 +31,22 @@ class SummaryResult(BaseModel):
 
 
 class ItemOutcome(BaseModel):
-    """A result or an error, as plain data so it crosses the HTTP hop between services."""
+    """A result or an error, as plain data so it crosses the HTTP hop between services.
 
+    It names the engine and the exact model version, so a response can say what produced it.
+    """
+
+    engine: str
+    model: str
     result: SummaryResult | None = None
     error_type: str | None = None
     error_message: str | None = None
 
     @classmethod
-    def of(cls, value: SummaryResult | SummarizerError) -> ItemOutcome:
+    def of(cls, value: SummaryResult | SummarizerError, engine: str, model: str) -> ItemOutcome:
         if isinstance(value, SummarizerError):
-            return cls(error_type=type(value).__name__, error_message=value.message)
-        return cls(result=value)
+            return cls(engine=engine, model=model, error_type=type(value).__name__, error_message=value.message)
+        return cls(engine=engine, model=model, result=value)
 
     def unwrap(self) -> SummaryResult:
         """The result, or raise the item's own error on the caller's side."""

@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh clone:
+#   make serve   create/reuse .venv, install pinned deps, import the default model, serve on :3000
+#   make test    the same set-up, then the type check and the whole test suite
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 3000
+PYTEST_ARGS ?=
+
+.PHONY: venv models serve test typecheck clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and pinned: it comes from the CPU wheel on disk, never a CUDA download.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+models: venv
+	$(PY) -m models import-default
+
+serve: models
+	$(VENV)/bin/bentoml serve service:Summarizer --host $(HOST) --port $(PORT)
+
+typecheck: venv
+	$(PY) -m mypy
+
+test: venv typecheck
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache

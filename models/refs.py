@@ -1,0 +1,30 @@
+"""Resolve the services' class-level model references to folders, with a fix-it message if absent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import bentoml
+
+
+class ModelNotImported(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    tag: str
+    path: Path
+
+
+def resolve(ref: bentoml.models.BentoModel) -> ResolvedModel:
+    """The stored model behind `ref`. Never falls back to a remote registry (no network at run time)."""
+    stored = ref.stored
+    if stored is None:
+        raise ModelNotImported(
+            f"model {ref.tag} is not in the BentoML model store; import it first: "
+            "`python -m models import-default` for the encoder, "
+            "`python -m models import SOURCE --name NAME` for a generator"
+        )
+    return ResolvedModel(tag=str(stored.tag), path=Path(stored.path))

@@ -1,0 +1,124 @@
+"""HTTP surface: the entry service (routes, headers, limits) and the model service (batched model).
+
+    bentoml serve service:Summarizer          # both services, one process tree
+
+Only BentoML glue lives here; the work is in `pipelines/` and `models/`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import bentoml
+from starlette.responses import JSONResponse
+
+with bentoml.importing():
+    from models.refs import resolve
+    from pipelines.asgi import BodySizeLimit
+    from pipelines.engine import ItemOutcome, SummaryItem
+    from pipelines.engines import build_encoder, build_engine
+    from pipelines.errors import Overloaded, SummarizerError
+    from pipelines.gateway import call_model
+    from pipelines.requests import check_text
+    from pipelines.settings import get_settings
+    from pipelines.styles import STYLE_HEADER, StyleRegistry
+
+settings = get_settings()
+log = logging.getLogger("summarizer")
+
+
+@bentoml.service(
+    name="summarizer-model",
+    workers=1,  # one model copy per GPU; batching, not workers, gives throughput
+    resources={"gpu": 1, "gpu_type": settings.gpu_type},
+    traffic={"timeout": settings.request_timeout_s * 2},
+    # The default pool recycling closes connections under in-flight calls (BENTOML-NOTES).
+    runner_connection={"max_requests": 1_000_000_000, "max_age": 86_400.0},
+)
+class SummarizerModel:
+    encoder = bentoml.models.BentoModel(settings.encoder_model)
+    if settings.engine == "abstractive":
+        generator = bentoml.models.BentoModel(settings.abstractive_model)
+
+    def __init__(self) -> None:
+        encoder_model = resolve(type(self).encoder)
+        generator_model = resolve(type(self).generator) if settings.engine == "abstractive" else None
+        self.engine = build_engine(
+            settings,
+            encoder=build_encoder(settings, encoder_model.path),
+            encoder_tag=encoder_model.tag,
+            generator_dir=generator_model.path if generator_model else None,
+            generator_tag=generator_model.tag if generator_model else None,
+        )
+
+    @bentoml.api(batchable=True, max_batch_size=settings.max_batch_size, max_latency_ms=settings.max_latency_ms)
+    def summarize(self, items: list[SummaryItem]) -> list[ItemOutcome]:
+        engine = self.engine
+        return [ItemOutcome.of(o, engine.name, engine.model_tag) for o in engine.summarize(items)]
+
+
+def error_response(ctx: bentoml.Context, err: SummarizerError) -> JSONResponse:
+    """The one place errors become HTTP. BentoML overwrites the status with ctx's, so set both."""
+    headers = {"Retry-After": str(err.retry_after_s)} if isinstance(err, Overloaded) else {}
+    ctx.response.status_code = err.status_code
+    for name, value in headers.items():
+        ctx.response.headers[name] = value
+    return JSONResponse(err.to_payload(), status_code=err.status_code, headers=headers)
+
+
+@bentoml.service(
+    name="summarizer",
+    traffic={"timeout": settings.request_timeout_s + 5, "max_concurrency": settings.max_concurrency},
+)
+class Summarizer:
+    model = bentoml.depends(SummarizerModel)
+
+    def __init__(self) -> None:
+        self.styles = StyleRegistry.load(settings.styles_file, settings.default_style)
+
+    @bentoml.api(route="/summarize")
+    async def summarize(self, ctx: bentoml.Context, text: str = "") -> Any:
+        """Summarize one document. Style from the X-Summary-Style header, else the default."""
+        started = time.perf_counter()
+        try:
+            style = self.styles.resolve(ctx.request.headers.get(STYLE_HEADER))
+            item = SummaryItem(text=check_text(text, settings.max_input_chars), style=style)
+            model_started = time.perf_counter()
+            outcomes = await call_model(
+                lambda: self.model.to_async.summarize([item]),
+                timeout_s=settings.request_timeout_s,
+                overload_errors=(bentoml.exceptions.ServiceUnavailable,),
+                connection_errors=(ConnectionError, OSError, bentoml.exceptions.RemoteException),
+                retry_after_s=settings.retry_after_s,
+            )
+            outcome = ItemOutcome.model_validate(outcomes[0])
+            result = outcome.unwrap()
+        except SummarizerError as err:
+            return error_response(ctx, err)
+        model_ms = (time.perf_counter() - model_started) * 1000
+        return {
+            "summary": result.summary,
+            "style": style.name,
+            "engine": outcome.engine,
+            "model": outcome.model,
+            "input_chars": len(text),
+            "input_words": result.input_words,
+            "summary_words": result.summary_words,
+            "chunks": result.chunks,
+            "timing": {"model_ms": round(model_ms, 1), "total_ms": round((time.perf_counter() - started) * 1000, 1)},
+        }
+
+    @bentoml.api(route="/styles")
+    def list_styles(self) -> dict[str, Any]:
+        """The styles this deployment knows, and the default one."""
+        return {
+            "default": self.styles.default,
+            "header": STYLE_HEADER,
+            "styles": {name: self.styles.get(name).description for name in self.styles.names},
+        }
+
+
+# The decorator turns the class into a bentoml.Service; mypy still sees the plain class.
+Summarizer.add_asgi_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)  # type: ignore[attr-defined]

@@ -1,0 +1,194 @@
+"""AbstractiveEngine against tiny random BART, T5 and GPT-2 checkpoints built offline.
+
+Random weights write gibberish, so these tests check plumbing (prompts, chunking, map-reduce,
+batching, error isolation, loading), never summary quality.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from pipelines.abstractive import AbstractiveEngine
+from pipelines.engine import Outcome, SummaryItem, SummaryResult
+from pipelines.errors import BadInput, ConfigError, ModelError
+from pipelines.sentences import clean
+from pipelines.styles import GenerationParams, Style, StyleRegistry
+from tests.fixtures.tiny_models import build_tiny_bart, build_tiny_causal, build_tiny_t5, sample_text
+
+BUILDERS: dict[str, Callable[[Path], Path]] = {
+    "bart": build_tiny_bart,
+    "t5": build_tiny_t5,
+    "causal": build_tiny_causal,
+}
+SHORT = "The city council met on Monday to discuss the budget. The mayor said the plan would be ready by March."
+MARKER = "xyzzy"
+
+
+def fast(style: Style, **generation: Any) -> Style:
+    """The style with short generations, so every test stays well under a second per call."""
+    params = {"max_new_tokens": 8, "min_new_tokens": 2, "num_beams": 1, **generation}
+    return style.model_copy(update={"generation": GenerationParams(**{**style.generation.model_dump(), **params})})
+
+
+def result(outcome: Outcome) -> SummaryResult:
+    assert isinstance(outcome, SummaryResult), outcome
+    return outcome
+
+
+@pytest.fixture(scope="module")
+def registry() -> StyleRegistry:
+    return StyleRegistry.load()
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {kind: build(root / kind) for kind, build in BUILDERS.items()}
+
+
+@pytest.fixture(scope="module", params=sorted(BUILDERS))
+def engine(request: pytest.FixtureRequest, model_dirs: dict[str, Path]) -> AbstractiveEngine:
+    return AbstractiveEngine(model_dirs[request.param], f"tiny-{request.param}:test", device="cpu")
+
+
+@pytest.fixture
+def forward_calls(engine: AbstractiveEngine, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
+    """Records the decoded inputs of every forward pass; raises on any batch holding MARKER."""
+    calls: list[list[str]] = []
+    original = engine._forward
+
+    def spy(batch: list[list[int]], generation: GenerationParams) -> list[list[int]]:
+        texts = engine.tokenizer.batch_decode(batch, skip_special_tokens=True)
+        calls.append(texts)
+        if any(MARKER in text for text in texts):
+            raise RuntimeError("poisoned input")
+        return original(batch, generation)
+
+    monkeypatch.setattr(engine, "_forward", spy)
+    yield calls
+
+
+def test_short_text_gives_one_chunk_summary(engine: AbstractiveEngine, registry: StyleRegistry) -> None:
+    style = fast(registry.get("news"), num_beams=2, length_penalty=1.5, no_repeat_ngram_size=2)
+    [outcome] = engine.summarize([SummaryItem(text=SHORT, style=style)])
+    summary = result(outcome)
+    assert summary.summary.strip() and summary.summary == summary.summary.strip()
+    assert summary.chunks == 1
+    assert summary.input_words == len(SHORT.split())
+    assert summary.summary_words == len(summary.summary.split())
+
+
+def test_long_text_is_chunked_and_reduced_without_truncation(
+    engine: AbstractiveEngine, registry: StyleRegistry, forward_calls: list[list[str]]
+) -> None:
+    document = sample_text(3000, seed=7)
+    style = fast(registry.get("news"))
+    budget = engine._chunk_budget(style)
+    doc_tokens = len(engine.tokenizer(clean(document), add_special_tokens=False, verbose=False)["input_ids"])
+
+    [outcome] = engine.summarize([SummaryItem(text=document, style=style)])
+
+    summary = result(outcome)
+    assert summary.summary
+    assert summary.chunks >= math.ceil(doc_tokens / budget) > 1
+    map_inputs = [text for batch in forward_calls[: len(forward_calls)] for text in batch][: summary.chunks]
+    # Every word of the document reached the model in the map round: nothing was cut off.
+    assert sorted(" ".join(map_inputs).split()) == sorted(_model_view(engine, document).split())
+    window = engine.window_tokens - (style.generation.max_new_tokens if engine.kind == "causal" else 0)
+    assert len(forward_calls) > 1  # the reduce round(s) ran after the map
+    assert all(len(engine.tokenizer(text)["input_ids"]) <= window for batch in forward_calls for text in batch)
+
+
+def _model_view(engine: AbstractiveEngine, text: str) -> str:
+    """What the model sees of a document's text once tokenized and decoded (T5 maps unknowns)."""
+    ids = engine.tokenizer(clean(text), add_special_tokens=False, verbose=False)["input_ids"]
+    return str(engine.tokenizer.decode(ids, skip_special_tokens=True))
+
+
+def test_reduce_rounds_are_bounded(model_dirs: dict[str, Path], registry: StyleRegistry) -> None:
+    engine = AbstractiveEngine(model_dirs["bart"], "tiny-bart:test", device="cpu", max_reduce_rounds=1)
+    style = fast(registry.get("news"), max_new_tokens=40, min_new_tokens=40)
+    [outcome] = engine.summarize([SummaryItem(text=sample_text(3000, seed=3), style=style)])
+    assert isinstance(outcome, BadInput)
+    assert "too long" in outcome.message
+
+
+def test_two_styles_in_one_batch_keep_order(
+    engine: AbstractiveEngine, registry: StyleRegistry, forward_calls: list[list[str]]
+) -> None:
+    news, casual = fast(registry.get("news")), fast(registry.get("casual"), max_new_tokens=6)
+    texts = [" ".join(SHORT.split()[:n]) for n in (6, 9, 12, 15, 18)]
+    items = [SummaryItem(text=text, style=news if i % 2 == 0 else casual) for i, text in enumerate(texts)]
+
+    outcomes = engine.summarize(items)
+
+    assert [result(o).input_words for o in outcomes] == [6, 9, 12, 15, 18]
+    # One generate call per style, never a batch mixing them.
+    assert sorted(len(batch) for batch in forward_calls) == [2, 3]
+
+
+def test_poisoned_item_fails_alone(
+    engine: AbstractiveEngine, registry: StyleRegistry, forward_calls: list[list[str]]
+) -> None:
+    style = fast(registry.get("news"))
+    texts = [SHORT, f"The {MARKER} report was late. Nobody read it.", "Sam will bring the kids.", "   "]
+    outcomes = engine.summarize([SummaryItem(text=text, style=style) for text in texts])
+
+    assert result(outcomes[0]).summary and result(outcomes[2]).summary
+    assert isinstance(outcomes[1], ModelError) and MARKER not in outcomes[1].message
+    assert isinstance(outcomes[3], BadInput) and outcomes[3].message == "text is empty"
+    assert len(forward_calls[0]) == 3  # the shared batch failed, then each input ran alone
+    assert sorted(len(batch) for batch in forward_calls[1:]) == [1, 1, 1]
+
+
+def test_poisoned_chunk_fails_only_its_document(
+    engine: AbstractiveEngine, registry: StyleRegistry, forward_calls: list[list[str]]
+) -> None:
+    style = fast(registry.get("news"))
+    long_poisoned = sample_text(400, seed=1) + f"\n\nIn the end the {MARKER} won."
+    outcomes = engine.summarize([SummaryItem(text=long_poisoned, style=style), SummaryItem(text=SHORT, style=style)])
+    assert isinstance(outcomes[0], ModelError)
+    assert result(outcomes[1]).summary
+
+
+def test_style_that_leaves_no_room_is_a_per_item_error(engine: AbstractiveEngine, registry: StyleRegistry) -> None:
+    greedy = fast(registry.get("news"), max_new_tokens=engine.window_tokens, min_new_tokens=0)
+    ok = fast(registry.get("casual"))
+    outcomes = engine.summarize([SummaryItem(text=SHORT, style=greedy), SummaryItem(text=SHORT, style=ok)])
+    if engine.kind == "seq2seq" and engine._decoder_window is None:
+        result(outcomes[0])  # T5's relative positions put no bound on the summary length
+    else:
+        assert isinstance(outcomes[0], BadInput)
+    assert result(outcomes[1]).summary
+
+
+def test_attributes_for_info(engine: AbstractiveEngine) -> None:
+    expected = {"bart": ("seq2seq", 128), "t5": ("seq2seq", 128), "causal": ("causal", 256)}
+    assert (engine.kind, engine.window_tokens) == expected[engine.model_tag.split(":")[0].removeprefix("tiny-")]
+    assert engine.name == "abstractive"
+
+
+def test_cpu_runs_in_float32(model_dirs: dict[str, Path]) -> None:
+    engine = AbstractiveEngine(model_dirs["t5"], "tiny-t5:test")
+    assert engine.device == torch.device("cpu") if not torch.cuda.is_available() else True
+    assert engine.dtype == torch.float32 or engine.device.type != "cpu"
+    assert next(engine.model.parameters()).dtype == engine.dtype
+
+
+def test_causal_model_without_chat_template_fails_at_load(tmp_path: Path) -> None:
+    folder = build_tiny_causal(tmp_path / "no-template", chat_template=None)
+    with pytest.raises(ConfigError, match="causal LM 'plain-gpt2' needs a chat template"):
+        AbstractiveEngine(folder, "plain-gpt2", device="cpu")
+
+
+def test_bad_settings_fail_at_load(model_dirs: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="max_batch_tokens must be > 0, got 0"):
+        AbstractiveEngine(model_dirs["bart"], "x", max_batch_tokens=0)
+    with pytest.raises(ConfigError, match="model_dir must hold a transformers checkpoint"):
+        AbstractiveEngine(tmp_path / "missing", "x")

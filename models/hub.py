@@ -14,7 +14,7 @@ import httpx2  # huggingface_hub 2.x speaks httpx2, not httpx: its transport err
 import huggingface_hub
 from huggingface_hub import errors as hf
 
-from models.store import ModelImportError
+from models import ModelImportError
 
 # Config, tokenizer and vocab files; weights are added per repo by _allow_patterns.
 _BASE_PATTERNS = ["*.json", "*.txt", "*.model", "*.tiktoken"]
@@ -83,7 +83,8 @@ def download(repo_id: str, dest: Path, *, revision: str | None, name: str) -> st
     moves mid-download cannot mix two versions. `name` only feeds the hints in error messages.
     """
     with _hub_errors(repo_id, revision, name):
-        info = huggingface_hub.model_info(repo_id, revision=revision)
+        # A fresh HfApi reads the endpoint now; the module-level one froze it at import.
+        info = huggingface_hub.HfApi().model_info(repo_id, revision=revision)
         commit = info.sha or revision or ""
         files = [s.rfilename for s in info.siblings or []]
         huggingface_hub.snapshot_download(

@@ -107,8 +107,9 @@ class AbstractiveEngine:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         auto_class = AutoModelForSeq2SeqLM if self.kind == "seq2seq" else AutoModelForCausalLM
         # transformers 5 defaults to dtype="auto" (the checkpoint's own), so always say what we want.
-        model = auto_class.from_pretrained(model_dir, local_files_only=True, dtype=self.dtype)
-        self.model = model.to(self.device).eval()
+        # device_map puts the weights straight onto the device, without a staging copy in host memory.
+        self.model = auto_class.from_pretrained(model_dir, local_files_only=True, dtype=self.dtype,
+                                                device_map=self.device).eval()
         generation_config = self.model.generation_config
         # Styles own the length: checkpoint lengths (BART-CNN min_length=56) would override them.
         generation_config.min_length = None
@@ -207,6 +208,8 @@ class AbstractiveEngine:
         return str(prompt)
 
     def _encode(self, texts: list[str], *, special: bool = False) -> list[list[int]]:
+        if not texts:  # transformers 5 raises IndexError on an empty batch
+            return []
         # verbose=False: counting a long document's tokens is on purpose, not a mistake to log.
         encoded = self.tokenizer(texts, add_special_tokens=special, verbose=False)
         return [list(ids) for ids in encoded["input_ids"]]

@@ -37,7 +37,7 @@ def preprocess(text: str, params: ExtractiveParams) -> Prepared:
 def _minmax(values: np.ndarray) -> np.ndarray:
     span = float(values.max() - values.min()) if values.size else 0.0
     if span <= 1e-9:
-        return np.ones_like(values)
+        return np.ones(values.shape, dtype=np.float32)
     return np.asarray((values - values.min()) / span, dtype=np.float32)
 
 
@@ -56,7 +56,7 @@ def relevance(
     score = (1.0 - params.position_weight) * _minmax(centrality) + params.position_weight * prior
     if query is not None:
         score = 0.5 * score + 0.5 * _minmax(embeddings @ query)
-    return score.astype(np.float32)
+    return np.asarray(score, dtype=np.float32)
 
 
 def select(

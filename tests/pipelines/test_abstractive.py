@@ -7,7 +7,7 @@ batching, error isolation, loading), never summary quality.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,20 +58,33 @@ def engine(request: pytest.FixtureRequest, model_dirs: dict[str, Path]) -> Abstr
 
 
 @pytest.fixture
-def forward_calls(engine: AbstractiveEngine, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
-    """Records the decoded inputs of every forward pass; raises on any batch holding MARKER."""
-    calls: list[list[str]] = []
+def forward_calls(engine: AbstractiveEngine, monkeypatch: pytest.MonkeyPatch) -> list[list[list[int]]]:
+    """Records the token ids of every forward pass; raises on any batch holding MARKER."""
+    calls: list[list[list[int]]] = []
     original = engine._forward
 
     def spy(batch: list[list[int]], generation: GenerationParams) -> list[list[int]]:
-        texts = engine.tokenizer.batch_decode(batch, skip_special_tokens=True)
-        calls.append(texts)
-        if any(MARKER in text for text in texts):
+        calls.append(batch)
+        if any(MARKER in text for text in engine.tokenizer.batch_decode(batch)):
             raise RuntimeError("poisoned input")
         return original(batch, generation)
 
     monkeypatch.setattr(engine, "_forward", spy)
-    yield calls
+    return calls
+
+
+@pytest.fixture
+def generate_calls(engine: AbstractiveEngine, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Records the texts (before prompting) of every generation round."""
+    calls: list[list[str]] = []
+    original = engine._generate
+
+    def spy(texts: list[str], style: Style) -> list[str | ModelError]:
+        calls.append(list(texts))
+        return original(texts, style)
+
+    monkeypatch.setattr(engine, "_generate", spy)
+    return calls
 
 
 def test_short_text_gives_one_chunk_summary(engine: AbstractiveEngine, registry: StyleRegistry) -> None:
@@ -85,7 +98,10 @@ def test_short_text_gives_one_chunk_summary(engine: AbstractiveEngine, registry:
 
 
 def test_long_text_is_chunked_and_reduced_without_truncation(
-    engine: AbstractiveEngine, registry: StyleRegistry, forward_calls: list[list[str]]
+    engine: AbstractiveEngine,
+    registry: StyleRegistry,
+    forward_calls: list[list[list[int]]],
+    generate_calls: list[list[str]],
 ) -> None:
     document = sample_text(3000, seed=7)
     style = fast(registry.get("news"))
@@ -96,19 +112,13 @@ def test_long_text_is_chunked_and_reduced_without_truncation(
 
     summary = result(outcome)
     assert summary.summary
-    assert summary.chunks >= math.ceil(doc_tokens / budget) > 1
-    map_inputs = [text for batch in forward_calls[: len(forward_calls)] for text in batch][: summary.chunks]
-    # Every word of the document reached the model in the map round: nothing was cut off.
-    assert sorted(" ".join(map_inputs).split()) == sorted(_model_view(engine, document).split())
+    assert summary.chunks == len(generate_calls[0])
+    assert math.ceil(doc_tokens / budget) <= summary.chunks <= 2 * math.ceil(doc_tokens / budget)
+    # Every word of the document reached the map round, in order: nothing was cut off.
+    assert " ".join(generate_calls[0]).split() == clean(document).split()
+    assert len(generate_calls) >= 2 and len(generate_calls[-1]) == 1  # reduce ran, down to one input
     window = engine.window_tokens - (style.generation.max_new_tokens if engine.kind == "causal" else 0)
-    assert len(forward_calls) > 1  # the reduce round(s) ran after the map
-    assert all(len(engine.tokenizer(text)["input_ids"]) <= window for batch in forward_calls for text in batch)
-
-
-def _model_view(engine: AbstractiveEngine, text: str) -> str:
-    """What the model sees of a document's text once tokenized and decoded (T5 maps unknowns)."""
-    ids = engine.tokenizer(clean(text), add_special_tokens=False, verbose=False)["input_ids"]
-    return str(engine.tokenizer.decode(ids, skip_special_tokens=True))
+    assert max(len(ids) for batch in forward_calls for ids in batch) <= window
 
 
 def test_reduce_rounds_are_bounded(model_dirs: dict[str, Path], registry: StyleRegistry) -> None:
@@ -120,7 +130,7 @@ def test_reduce_rounds_are_bounded(model_dirs: dict[str, Path], registry: StyleR
 
 
 def test_two_styles_in_one_batch_keep_order(
-    engine: AbstractiveEngine, registry: StyleRegistry, forward_calls: list[list[str]]
+    engine: AbstractiveEngine, registry: StyleRegistry, forward_calls: list[list[list[int]]]
 ) -> None:
     news, casual = fast(registry.get("news")), fast(registry.get("casual"), max_new_tokens=6)
     texts = [" ".join(SHORT.split()[:n]) for n in (6, 9, 12, 15, 18)]
@@ -134,7 +144,7 @@ def test_two_styles_in_one_batch_keep_order(
 
 
 def test_poisoned_item_fails_alone(
-    engine: AbstractiveEngine, registry: StyleRegistry, forward_calls: list[list[str]]
+    engine: AbstractiveEngine, registry: StyleRegistry, forward_calls: list[list[list[int]]]
 ) -> None:
     style = fast(registry.get("news"))
     texts = [SHORT, f"The {MARKER} report was late. Nobody read it.", "Sam will bring the kids.", "   "]
@@ -148,7 +158,7 @@ def test_poisoned_item_fails_alone(
 
 
 def test_poisoned_chunk_fails_only_its_document(
-    engine: AbstractiveEngine, registry: StyleRegistry, forward_calls: list[list[str]]
+    engine: AbstractiveEngine, registry: StyleRegistry, forward_calls: list[list[list[int]]]
 ) -> None:
     style = fast(registry.get("news"))
     long_poisoned = sample_text(400, seed=1) + f"\n\nIn the end the {MARKER} won."
@@ -175,10 +185,11 @@ def test_attributes_for_info(engine: AbstractiveEngine) -> None:
 
 
 def test_cpu_runs_in_float32(model_dirs: dict[str, Path]) -> None:
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        pytest.skip("device='auto' picks an accelerator on this machine")
     engine = AbstractiveEngine(model_dirs["t5"], "tiny-t5:test")
-    assert engine.device == torch.device("cpu") if not torch.cuda.is_available() else True
-    assert engine.dtype == torch.float32 or engine.device.type != "cpu"
-    assert next(engine.model.parameters()).dtype == engine.dtype
+    assert (engine.device, engine.dtype) == (torch.device("cpu"), torch.float32)
+    assert next(engine.model.parameters()).dtype == torch.float32
 
 
 def test_causal_model_without_chat_template_fails_at_load(tmp_path: Path) -> None:

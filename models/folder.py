@@ -1,0 +1,86 @@
+"""What is in a model folder: is it a loadable Hugging Face model, what kind, and its content hash.
+
+Pure file inspection, no model store: `models.store` builds on it. Checks run at import time so a
+broken folder fails there with a message, not later when the service loads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from models import ModelImportError
+
+ModelKind = Literal["seq2seq", "causal", "encoder"]
+
+SKIPPED_DIRS = frozenset({".git", "__pycache__", ".cache"})
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "vocab.txt", "spiece.model", "vocab.json", "tokenizer.model",
+)  # fmt: skip
+CAUSAL_MODEL_TYPES = frozenset(
+    "gpt2 gpt_neo gpt_neox gptj llama mistral mixtral qwen2 qwen3 phi phi3 gemma gemma2 opt bloom falcon".split()
+)
+_CHUNK_BYTES = 1 << 20
+
+
+def _files(folder: Path) -> list[tuple[str, Path]]:
+    """(posix relative path, path) of every file to keep, sorted so the hash ignores walk order."""
+    found: list[tuple[str, Path]] = []
+    # followlinks matches shutil.copytree, which copies what a directory symlink points at.
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS]
+        found.extend((Path(root, n).relative_to(folder).as_posix(), Path(root, n)) for n in names)
+    return sorted(found)
+
+
+def content_hash(folder: Path) -> str:
+    """sha256 of the folder's relative file paths and bytes: equal hashes mean the same model files."""
+    digest = hashlib.sha256()
+    for rel, path in _files(folder):
+        # Length-prefix name and size so two different trees can never produce the same byte stream.
+        name = rel.encode()
+        digest.update(len(name).to_bytes(8, "big") + name + path.stat().st_size.to_bytes(8, "big"))
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK_BYTES):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _kind(config: Any) -> ModelKind:
+    """seq2seq first: some encoder-decoder configs also carry a causal-looking model_type."""
+    if getattr(config, "is_encoder_decoder", False):
+        return "seq2seq"
+    architectures: list[str] = getattr(config, "architectures", None) or []
+    if getattr(config, "model_type", "") in CAUSAL_MODEL_TYPES or any(
+        a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures
+    ):
+        return "causal"
+    return "encoder"
+
+
+def check_files(folder: Path) -> None:
+    """The cheap half of `check_model_folder`: the files a model needs are there (no parsing)."""
+    if not folder.exists():
+        raise ModelImportError(f"model folder '{folder}' does not exist")
+    if not folder.is_dir():
+        raise ModelImportError(f"model folder '{folder}' is not a directory")
+    if not (folder / "config.json").is_file():
+        raise ModelImportError(f"'{folder}' is not a Hugging Face model folder: it has no config.json")
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelImportError(f"'{folder}' has no tokenizer: expected one of {', '.join(TOKENIZER_FILES)}")
+    if not any(p.suffix == ".safetensors" or p.name.startswith("pytorch_model") for p in folder.iterdir()):
+        raise ModelImportError(f"'{folder}' has no weights: expected *.safetensors or pytorch_model*.bin")
+
+
+def check_model_folder(folder: Path) -> ModelKind:
+    """Fail at import, not at serve time, when a folder cannot be loaded as a Hugging Face model."""
+    check_files(folder)
+    from transformers import AutoConfig  # here, not at the top: it pulls in torch (seconds)
+
+    try:
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelImportError(f"'{folder}/config.json' is not a usable Hugging Face config: {exc}") from exc
+    return _kind(config)

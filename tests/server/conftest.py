@@ -1,0 +1,100 @@
+"""Real `bentoml serve` processes (both services, production mode) on 127.0.0.1 for server tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+READY_TIMEOUT_S = 180.0
+
+
+@dataclass
+class Server:
+    url: str
+    log: Path
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+StartServer = Callable[..., Server]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def base_env(bentoml_home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUMMARIZER_")}
+    env.update(BENTOML_HOME=str(bentoml_home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", BENTOML_DO_NOT_TRACK="True")
+    return env
+
+
+def run_models_cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "models", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh model store holding the default encoder, imported the way `make serve` does it."""
+    home = tmp_path_factory.mktemp("bentoml-home")
+    run_models_cli(base_env(home), "import-default")
+    return home
+
+
+@pytest.fixture(scope="session")
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServer]:
+    """Factory: start a server with extra SUMMARIZER_* settings; all are stopped at session end."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(bentoml_home: Path, **settings: str) -> Server:
+        port = _free_port()
+        env = base_env(bentoml_home)
+        env.update({f"SUMMARIZER_{k.upper()}": v for k, v in settings.items()})
+        log = tmp_path_factory.mktemp("serve") / "serve.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [str(BIN / "bentoml"), "serve", "service:Summarizer", "--host", "127.0.0.1", "--port", str(port)],
+                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        procs.append(proc)
+        server = Server(url=f"http://127.0.0.1:{port}", log=log)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"bentoml serve exited with {proc.returncode}:\n{server.log_tail()}")
+            try:
+                if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                    return server
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        pytest.fail(f"bentoml serve not ready after {READY_TIMEOUT_S} s:\n{server.log_tail()}")
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,159 @@
+"""The default (extractive) deployment through a real `bentoml serve`, over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import bentoml
+import httpx
+import pytest
+
+from tests.server.conftest import Server, StartServer
+from tests.texts import DIALOGUE, LEGAL, NEWS
+
+pytestmark = pytest.mark.server
+MAX_INPUT_CHARS = 20_000
+MAX_BODY_BYTES = 100_000
+
+
+@pytest.fixture(scope="module")
+def server(start_server: StartServer, bentoml_home: Path) -> Server:
+    return start_server(
+        bentoml_home, max_input_chars=str(MAX_INPUT_CHARS), max_body_bytes=str(MAX_BODY_BYTES), max_latency_ms="20000"
+    )
+
+
+def post(server: Server, text: str, style: str | None = None) -> httpx.Response:
+    headers = {"X-Summary-Style": style} if style else {}
+    return httpx.post(f"{server.url}/summarize", json={"text": text}, headers=headers, timeout=120)
+
+
+def assert_json_error(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["status"] == status
+    return str(error["message"])
+
+
+def test_each_style_gives_a_real_summary_that_differs_by_style(server: Server) -> None:
+    summaries = {}
+    for style in ("news", "legal", "casual"):
+        response = post(server, NEWS, style)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["style"] == style
+        assert body["engine"] == "extractive"
+        assert re.fullmatch(r"summarizer-encoder:\w+", body["model"])
+        assert body["timing"]["total_ms"] >= body["timing"]["model_ms"] > 0
+        assert 0 < body["summary_words"] < body["input_words"]
+        # Extractive: every summary sentence is a sentence of the document.
+        for sentence in re.split(r"(?<=[.!?\"])\s+(?=[A-Z\"])", body["summary"]):
+            assert sentence.rstrip(" …") in NEWS
+        summaries[style] = body["summary"]
+    assert len(set(summaries.values())) == 3
+    # Length follows the style: legal longest, casual shortest.
+    assert len(summaries["legal"].split()) > len(summaries["news"].split()) > len(summaries["casual"].split())
+    # News leads with the lead.
+    assert summaries["news"].startswith(NEWS.split("\n")[0][:40])
+
+
+def test_default_style_header_case_and_other_documents(server: Server) -> None:
+    assert post(server, LEGAL).json()["style"] == "news"
+    assert post(server, DIALOGUE, "Casual").json()["style"] == "casual"
+
+
+def test_unknown_style_is_400_and_lists_valid_styles(server: Server) -> None:
+    message = assert_json_error(post(server, NEWS, "pirate"), 400)
+    assert "pirate" in message
+    for name in ("casual", "legal", "news"):
+        assert name in message
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t  "])
+def test_empty_text_is_400(server: Server, text: str) -> None:
+    assert "empty" in assert_json_error(post(server, text), 400)
+
+
+def test_missing_text_field_is_400(server: Server) -> None:
+    response = httpx.post(f"{server.url}/summarize", json={}, timeout=30)
+    assert_json_error(response, 400)
+
+
+def test_text_over_the_limit_is_413(server: Server) -> None:
+    message = assert_json_error(post(server, "word " * (MAX_INPUT_CHARS // 5 + 10)), 413)
+    assert str(MAX_INPUT_CHARS) in message
+
+
+def test_body_over_the_limit_is_413_before_parsing(server: Server) -> None:
+    body = b'{"text": "' + b"a" * (MAX_BODY_BYTES + 10) + b'"}'
+    response = httpx.post(
+        f"{server.url}/summarize", content=body, headers={"content-type": "application/json"}, timeout=30
+    )
+    assert "byte limit" in assert_json_error(response, 413)
+    assert httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200
+
+
+def test_styles_route_lists_styles(server: Server) -> None:
+    body = httpx.post(f"{server.url}/styles", json={}, timeout=30).json()
+    assert body["default"] == "news"
+    assert set(body["styles"]) == {"casual", "legal", "news"}
+
+
+def batch_sizes(server: Server) -> tuple[float, float]:
+    """(number of batches, number of batches of size 1) for the model service's summarize API."""
+    metrics = httpx.get(f"{server.url}/metrics", timeout=30).text
+    total = ones = 0.0
+    for line in metrics.splitlines():
+        if line.startswith("bentoml_service_adaptive_batch_size_bucket") and 'method_name="summarize"' in line:
+            if 'le="1.0"' in line:
+                ones += float(line.rsplit(" ", 1)[1])
+            if 'le="+Inf"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+    return total, ones
+
+
+async def fire(server: Server, texts: list[tuple[str, str]]) -> list[httpx.Response]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=180) as client:
+        return await asyncio.gather(
+            *(client.post("/summarize", json={"text": t}, headers={"X-Summary-Style": s}) for t, s in texts)
+        )
+
+
+def test_concurrent_requests_all_succeed_in_adaptive_batches(server: Server) -> None:
+    styles = ["news", "legal", "casual"]
+    jobs = [(f"{NEWS}\nUpdate number {i} was posted later.", styles[i % 3]) for i in range(24)]
+    before_total, before_ones = batch_sizes(server)
+    for _ in range(2):  # the batcher warms up on its first requests before it really batches
+        responses = asyncio.run(fire(server, jobs))
+        assert [r.status_code for r in responses] == [200] * len(jobs), [r.text for r in responses if r.status_code != 200]
+        assert [r.json()["style"] for r in responses] == [s for _, s in jobs]
+    total, ones = batch_sizes(server)
+    batches, single = total - before_total, ones - before_ones
+    assert batches > 0
+    assert single < batches, "every batch had one item: adaptive batching did not batch"
+    assert batches < 2 * len(jobs)
+
+
+def test_poisoned_item_fails_only_its_own_request(server: Server) -> None:
+    poison = "?!?! --- ... !!!"  # passes the entry's checks, fails inside the model's batch
+    jobs = [(NEWS, "news")] * 8 + [(poison, "news")] + [(LEGAL, "legal")] * 8
+    responses = asyncio.run(fire(server, jobs))
+    statuses = [r.status_code for r in responses]
+    assert statuses[8] == 400 and "no words" in responses[8].json()["error"]["message"]
+    assert statuses[:8] + statuses[9:] == [200] * 16
+
+
+def test_python_client(server: Server) -> None:
+    with bentoml.SyncHTTPClient(server.url, timeout=60) as client:
+        result = client.summarize(text=NEWS)
+    assert result["style"] == "news" and result["summary"]
+
+
+def test_timeout_is_504_and_server_stays_healthy(start_server: StartServer, bentoml_home: Path) -> None:
+    slow = start_server(bentoml_home, request_timeout_s="0.05")
+    response = post(slow, NEWS * 20)
+    assert "did not answer" in assert_json_error(response, 504)
+    assert httpx.get(f"{slow.url}/readyz", timeout=5).status_code == 200

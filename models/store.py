@@ -23,8 +23,7 @@ from models.folder import SKIPPED_DIRS, ModelKind, check_files, check_model_fold
 
 __all__ = [
     "ImportResult", "ModelImportError", "ModelKind", "check_files", "check_model_folder", "content_hash",
-    "default_encoder_folder",
-    "import_default_encoder", "import_folder", "import_hub", "model_folder", "store_location",
+    "default_encoder_folder", "import_default_encoder", "import_folder", "import_hub", "model_folder", "store_location",
 ]  # fmt: skip
 
 OWNER = "summarizer"
@@ -46,7 +45,7 @@ class ImportResult:
 def _check_name(name: str) -> None:
     """Refuse what bentoml would silently lowercase, so the stored tag is exactly the name typed."""
     try:
-        ok = name == name.lower() and ":" not in name and str(bentoml.Tag(name)) == name
+        ok = name == name.lower() and ":" not in name and str(bentoml.Tag(name, None)) == name
     except ValueError:
         ok = False
     if not ok:

@@ -22,6 +22,8 @@ TOKENIZER_FILES = (
 CAUSAL_MODEL_TYPES = frozenset(
     "gpt2 gpt_neo gpt_neox gptj llama mistral mixtral qwen2 qwen3 phi phi3 gemma gemma2 opt bloom falcon".split()
 )
+# bentoml writes these into the stored model's root; a source file of that name would be clobbered.
+BENTOML_RESERVED = ("model.yaml", "custom_objects.pkl")
 _CHUNK_BYTES = 1 << 20
 
 
@@ -72,6 +74,8 @@ def check_files(folder: Path) -> None:
         raise ModelImportError(f"'{folder}' has no tokenizer: expected one of {', '.join(TOKENIZER_FILES)}")
     if not any(p.suffix == ".safetensors" or p.name.startswith("pytorch_model") for p in folder.iterdir()):
         raise ModelImportError(f"'{folder}' has no weights: expected *.safetensors or pytorch_model*.bin")
+    if reserved := [name for name in BENTOML_RESERVED if (folder / name).exists()]:
+        raise ModelImportError(f"'{folder}' contains {', '.join(reserved)}, which BentoML reserves for itself")
 
 
 def check_model_folder(folder: Path) -> ModelKind:

@@ -38,7 +38,7 @@ def _cause(exc: BaseException) -> str:
     return f"{type(root).__name__}: {lines[0] if lines else ''}"[:200]
 
 
-def offline_hint(repo_id: str, name: str, revision: str | None) -> str:
+def _offline_hint(repo_id: str, name: str, revision: str | None) -> str:
     """The way round a missing network: download elsewhere, copy the folder, import it here."""
     pin = f" --revision {revision}" if revision else " --revision <commit hash>"
     return (
@@ -55,7 +55,7 @@ def _hub_errors(repo_id: str, revision: str | None, name: str) -> Iterator[None]
     except hf.GatedRepoError as exc:
         raise ModelImportError(
             f"'{repo_id}' is gated on the Hugging Face Hub: accept its terms on huggingface.co and log in "
-            f"(hf auth login), or: {offline_hint(repo_id, name, revision)}"
+            f"(hf auth login), or: {_offline_hint(repo_id, name, revision)}"
         ) from exc
     except hf.RepositoryNotFoundError as exc:
         raise ModelImportError(
@@ -72,7 +72,7 @@ def _hub_errors(repo_id: str, revision: str | None, name: str) -> Iterator[None]
     except (OSError, httpx2.HTTPError) as exc:
         raise ModelImportError(
             f"cannot download '{repo_id}' from the Hugging Face Hub (no network?): {_cause(exc)}. "
-            + offline_hint(repo_id, name, revision)
+            + _offline_hint(repo_id, name, revision)
         ) from exc
 
 

@@ -82,8 +82,9 @@ class AbstractiveEngine:
         max_batch_items: int = 32,
         max_reduce_rounds: int = 4,
     ) -> None:
-        for label, value in (("max_batch_tokens", max_batch_tokens), ("max_batch_items", max_batch_items),
-                             ("max_reduce_rounds", max_reduce_rounds)):
+        limits = {"max_batch_tokens": max_batch_tokens, "max_batch_items": max_batch_items,
+                  "max_reduce_rounds": max_reduce_rounds}
+        for label, value in limits.items():
             if value <= 0:
                 raise ConfigError(f"{label} must be > 0, got {value}")
         self.model_tag = model_tag
@@ -156,7 +157,7 @@ class AbstractiveEngine:
             return
         active = jobs
         while active:
-            pieces: list[tuple[_Job, str]] = []
+            plan: list[tuple[_Job, list[str]]] = []
             for job in active:
                 chunks = self._chunk(job.text, budget)
                 if job.rounds == 0:
@@ -165,17 +166,13 @@ class AbstractiveEngine:
                     job.error = BadInput(f"document too long for this model: still {len(chunks)} chunks "
                                          f"after {self.max_reduce_rounds} reduce rounds")
                     continue
-                pieces.extend((job, chunk) for chunk in chunks)
-            outputs = self._generate([text for _, text in pieces], style)
-            by_job: dict[int, list[str | ModelError]] = {}
-            for (job, _), output in zip(pieces, outputs):
-                by_job.setdefault(job.index, []).append(output)
-            next_active = []
-            for job in active:
-                results = by_job.get(job.index)
-                if results is not None and self._absorb(job, results):
-                    next_active.append(job)
-            active = next_active
+                plan.append((job, chunks))
+            outputs = self._generate([chunk for _, chunks in plan for chunk in chunks], style)
+            start, active = 0, []
+            for job, chunks in plan:
+                if self._absorb(job, outputs[start:start + len(chunks)]):
+                    active.append(job)
+                start += len(chunks)
 
     def _absorb(self, job: _Job, results: list[str | ModelError]) -> bool:
         """Record one round's outputs for a job; True when it needs another (reduce) round."""
@@ -327,21 +324,11 @@ class AbstractiveEngine:
 
     def _forward(self, batch: list[list[int]], generation: GenerationParams) -> list[list[int]]:
         """The only step that touches the model: pad, generate, return each input's new tokens."""
-        longest = max(len(ids) for ids in batch)
-        pad_id = self.tokenizer.pad_token_id
-        rows, masks = [], []
-        for ids in batch:
-            padding = [pad_id] * (longest - len(ids))
-            left = self.tokenizer.padding_side == "left"
-            rows.append(padding + ids if left else ids + padding)
-            masks.append([0] * len(padding) + [1] * len(ids) if left else [1] * len(ids) + [0] * len(padding))
-        input_ids = torch.tensor(rows, dtype=torch.long, device=self.device)
-        attention_mask = torch.tensor(masks, dtype=torch.long, device=self.device)
+        inputs = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt").to(self.device)
         with torch.inference_mode():
-            output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask,
-                                         **self._generation_kwargs(generation))
+            output = self.model.generate(**inputs, **self._generation_kwargs(generation))
         if self.kind == "causal":
-            output = output[:, longest:]  # a causal LM echoes its prompt
+            output = output[:, inputs["input_ids"].shape[1]:]  # a causal LM echoes its prompt
         return [row.tolist() for row in output.cpu()]
 
     def _postprocess(self, sequences: list[list[int]]) -> list[str]:

@@ -22,6 +22,9 @@ _ABBREVIATIONS = {
 _BOUNDARY = re.compile(r"([.!?…]+[\"'”’)\]]*)(\s+)(?=[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ])")
 _LINE_BREAKS = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*•]\s|\d+[.)]\s|\(\w{1,4}\)\s|[A-Z][\w .'-]{0,30}:\s))")
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
+_TURN = re.compile(r"^[A-Z][\w .'-]{0,30}:\s")
+# A dialogue turn stays whole (its sentences mean little without the speaker) unless it is long.
+_MAX_TURN_WORDS = 60
 
 
 def clean(text: str) -> str:
@@ -64,7 +67,9 @@ def split_sentences(text: str) -> list[str]:
     sentences: list[str] = []
     for block in _LINE_BREAKS.split(clean(text)):
         block = " ".join(block.split())
-        if block:
+        if _TURN.match(block) and word_count(block) <= _MAX_TURN_WORDS:
+            sentences.append(block)
+        elif block:
             sentences.extend(_split_block(block))
     return sentences
 

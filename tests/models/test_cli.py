@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import bentoml
@@ -28,19 +29,23 @@ def test_import_folder_then_again(tiny_bert: Path, capsys: pytest.CaptureFixture
     status, out, _ = run(capsys, "import", str(tiny_bert), "--revision", "v1")
     assert status == 0
     assert out.startswith(f"imported {DEFAULT_ABSTRACTIVE_NAME}:")
-    assert f"(encoder, sha256 " in out and f"from {tiny_bert.resolve().as_uri()}@v1)" in out
+    assert "(encoder, sha256 " in out and f"from {tiny_bert.resolve().as_uri()}@v1)" in out
     tag = out.split()[1]
     status, out, _ = run(capsys, "import", str(tiny_bert), "--name", DEFAULT_ABSTRACTIVE_NAME)
     assert (status, out) == (0, f"already imported as {tag} (same content)\n")
 
 
-def test_import_relative_folder(tiny_bert: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_import_relative_folder(
+    tiny_bert: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tiny_bert.parent)
     status, out, _ = run(capsys, "import", tiny_bert.name, "--name", "tiny")
     assert status == 0 and out.startswith("imported tiny:")
 
 
-def test_import_default_reuses_the_stored_encoder(encoder_store: ImportResult, capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_default_reuses_the_stored_encoder(
+    encoder_store: ImportResult, capsys: pytest.CaptureFixture[str]
+) -> None:
     status, out, _ = run(capsys, "import-default")
     assert (status, out) == (0, f"already imported as {encoder_store.tag} (same content)\n")
 
@@ -66,9 +71,8 @@ def _no_tokenizer(folder: Path) -> Path:
     ids=["missing", "file", "no-config", "no-tokenizer"],
 )
 def test_bad_folders_exit_2_with_the_reason(
-    tiny_bert: Path, capsys: pytest.CaptureFixture[str], make: object, message: str
+    tiny_bert: Path, capsys: pytest.CaptureFixture[str], make: Callable[[Path], Path], message: str
 ) -> None:
-    assert callable(make)
     status, out, err = run(capsys, "import", str(make(tiny_bert)))
     assert status == 2 and out == ""
     assert err.startswith("error: ") and message in err and "Traceback" not in err

@@ -89,12 +89,18 @@ def _unknown_model_type(tmp_path: Path, tiny: Path) -> Path:
     return tiny
 
 
+def _bentoml_file(tmp_path: Path, tiny: Path) -> Path:
+    (tiny / "model.yaml").write_text("name: x")
+    return tiny
+
+
 BAD_FOLDERS: dict[str, tuple[Callable[[Path, Path], Path], str]] = {
     "missing": (_missing, "does not exist"),
     "file": (_a_file, "is not a directory"),
     "no-config": (_no_config, "it has no config.json"),
     "no-tokenizer": (_no_tokenizer, "has no tokenizer: expected one of tokenizer.json"),
     "no-weights": (_no_weights, "has no weights"),
+    "bentoml-reserved": (_bentoml_file, "contains model.yaml, which BentoML reserves"),
     "broken-config": (_broken_config, "is not a usable Hugging Face config"),
     "unknown-model-type": (_unknown_model_type, "is not a usable Hugging Face config"),
 }

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from pipelines.settings import Settings
+
+
+def test_defaults() -> None:
+    settings = Settings()
+    assert settings.engine == "extractive"
+    assert settings.encoder_model == "summarizer-encoder:latest"
+    assert settings.default_style == "news"
+
+
+def test_environment_with_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUMMARIZER_ENGINE", "abstractive")
+    monkeypatch.setenv("SUMMARIZER_MAX_INPUT_CHARS", "1234")
+    settings = Settings()
+    assert settings.engine == "abstractive" and settings.max_input_chars == 1234
+
+
+def test_yaml_file_under_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "summarizer.yaml"
+    config.write_text("max_batch_size: 8\nrequest_timeout_s: 5\n")
+    monkeypatch.setenv("SUMMARIZER_CONFIG_FILE", str(config))
+    monkeypatch.setenv("SUMMARIZER_MAX_BATCH_SIZE", "16")
+    settings = Settings()
+    assert settings.request_timeout_s == 5 and settings.max_batch_size == 16
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"SUMMARIZER_ENGINE": "magic"}, "engine"),
+        ({"SUMMARIZER_MAX_INPUT_CHARS": "0"}, "max_input_chars"),
+        ({"SUMMARIZER_DEVICE": "tpu"}, "device must be auto, cpu, mps or cuda"),
+        ({"SUMMARIZER_STYLES_FILE": "/no/such/file.yaml"}, "styles_file must be an existing YAML file"),
+        ({"SUMMARIZER_MAX_BODY_BYTES": "10", "SUMMARIZER_MAX_INPUT_CHARS": "100"}, "max_body_bytes must be >="),
+    ],
+)
+def test_bad_values_fail_with_clear_messages(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], fragment: str) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert fragment in str(info.value)
+
+
+def test_missing_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUMMARIZER_CONFIG_FILE", "/no/such.yaml")
+    with pytest.raises(ValueError, match="SUMMARIZER_CONFIG_FILE must name an existing YAML file"):
+        Settings()
+
+
+def test_unknown_key_in_file_is_rejected(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "summarizer.yaml"
+    config.write_text("max_batch_sizes: 8\n")
+    monkeypatch.setenv("SUMMARIZER_CONFIG_FILE", str(config))
+    with pytest.raises(ValidationError, match="max_batch_sizes"):
+        Settings()

@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 3000
 PYTEST_ARGS ?=
+# No telemetry calls: BentoML otherwise posts usage analytics on model saves and serve.
+export BENTOML_DO_NOT_TRACK := True
 
 .PHONY: venv models serve test typecheck clean
 

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import bentoml
 
-
-class ModelNotImported(RuntimeError):
-    pass
+from models import ModelImportError
 
 
 @dataclass(frozen=True)
@@ -22,7 +20,7 @@ def resolve(ref: bentoml.models.BentoModel) -> ResolvedModel:
     """The stored model behind `ref`. Never falls back to a remote registry (no network at run time)."""
     stored = ref.stored
     if stored is None:
-        raise ModelNotImported(
+        raise ModelImportError(
             f"model {ref.tag} is not in the BentoML model store; import it first: "
             "`python -m models import-default` for the encoder, "
             "`python -m models import SOURCE --name NAME` for a generator"

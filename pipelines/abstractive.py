@@ -212,9 +212,7 @@ class AbstractiveEngine:
         return [list(ids) for ids in encoded["input_ids"]]
 
     def _input_window(self, generation: GenerationParams) -> int:
-        if self.kind == "causal":
-            return self.window_tokens - generation.max_new_tokens
-        return self.window_tokens
+        return self.window_tokens - (generation.max_new_tokens if self.kind == "causal" else 0)
 
     def _chunk_budget(self, style: Style) -> int:
         """Text tokens one chunk may hold: the input window less the prompt around the text."""
@@ -257,26 +255,12 @@ class AbstractiveEngine:
         return self._fit(parts[:middle], budget) + self._fit(parts[middle:], budget)
 
     def _split_by_tokens(self, sentence: str, budget: int) -> list[str]:
-        """Cut a sentence longer than a chunk at token boundaries (offsets keep the text exact)."""
-        pieces: list[str] = []
-        rest = sentence
-        while rest:
-            offsets = self.tokenizer(rest, add_special_tokens=False, return_offsets_mapping=True,
-                                     verbose=False)["offset_mapping"]
-            if len(offsets) <= budget:
-                pieces.append(rest)
-                break
-            take = budget
-            while True:
-                cut = max(offsets[take][0], offsets[0][1])
-                head = rest[:cut].strip()
-                if take == 1 or (head and len(self._encode([head])[0]) <= budget):
-                    break
-                take = max(1, take * 9 // 10)  # re-tokenizing a cut can add a token or two
-            if head:
-                pieces.append(head)
-            rest = rest[cut:].strip()
-        return pieces
+        """Cut a sentence longer than a chunk every `budget` tokens; offsets keep the text exact."""
+        offsets = self.tokenizer(sentence, add_special_tokens=False, return_offsets_mapping=True,
+                                 verbose=False)["offset_mapping"]
+        # A cut piece may re-tokenize a token or two longer; the prompt slack absorbs that.
+        cuts = [0] + [offsets[i][0] for i in range(budget, len(offsets), budget)] + [len(sentence)]
+        return [piece for start, end in zip(cuts, cuts[1:]) if (piece := sentence[start:end].strip())]
 
     # -- forward and postprocess ---------------------------------------------------------------
 

@@ -121,6 +121,24 @@ def test_long_text_is_chunked_and_reduced_without_truncation(
     assert max(len(ids) for batch in forward_calls for ids in batch) <= window
 
 
+def test_sentence_longer_than_window_is_split_not_dropped(
+    engine: AbstractiveEngine,
+    registry: StyleRegistry,
+    forward_calls: list[list[list[int]]],
+    generate_calls: list[list[str]],
+) -> None:
+    run_on = " ".join(["the buyer shall pay the seller on delivery"] * 60)  # one sentence, 480 words
+    style = fast(registry.get("casual"))
+
+    [outcome] = engine.summarize([SummaryItem(text=run_on, style=style)])
+
+    assert result(outcome).chunks > 1
+    # Cuts fall on token boundaries, possibly inside a word: compare the characters.
+    assert "".join(generate_calls[0]).replace(" ", "") == run_on.replace(" ", "")
+    window = engine.window_tokens - (style.generation.max_new_tokens if engine.kind == "causal" else 0)
+    assert max(len(ids) for batch in forward_calls for ids in batch) <= window
+
+
 def test_reduce_rounds_are_bounded(model_dirs: dict[str, Path], registry: StyleRegistry) -> None:
     engine = AbstractiveEngine(model_dirs["bart"], "tiny-bart:test", device="cpu", max_reduce_rounds=1)
     style = fast(registry.get("news"), max_new_tokens=40, min_new_tokens=40)
@@ -161,7 +179,7 @@ def test_poisoned_chunk_fails_only_its_document(
     engine: AbstractiveEngine, registry: StyleRegistry, forward_calls: list[list[list[int]]]
 ) -> None:
     style = fast(registry.get("news"))
-    long_poisoned = sample_text(400, seed=1) + f"\n\nIn the end the {MARKER} won."
+    long_poisoned = sample_text(250, seed=1) + f"\n\nIn the end the {MARKER} won."
     outcomes = engine.summarize([SummaryItem(text=long_poisoned, style=style), SummaryItem(text=SHORT, style=style)])
     assert isinstance(outcomes[0], ModelError)
     assert result(outcomes[1]).summary
@@ -169,12 +187,12 @@ def test_poisoned_chunk_fails_only_its_document(
 
 def test_style_that_leaves_no_room_is_a_per_item_error(engine: AbstractiveEngine, registry: StyleRegistry) -> None:
     greedy = fast(registry.get("news"), max_new_tokens=engine.window_tokens, min_new_tokens=0)
+    if engine.kind == "seq2seq" and engine._decoder_window is None:
+        assert engine._chunk_budget(greedy) > 0  # T5's relative positions put no bound on the summary
+        return
     ok = fast(registry.get("casual"))
     outcomes = engine.summarize([SummaryItem(text=SHORT, style=greedy), SummaryItem(text=SHORT, style=ok)])
-    if engine.kind == "seq2seq" and engine._decoder_window is None:
-        result(outcomes[0])  # T5's relative positions put no bound on the summary length
-    else:
-        assert isinstance(outcomes[0], BadInput)
+    assert isinstance(outcomes[0], BadInput) and "tokens" in outcomes[0].message
     assert result(outcomes[1]).summary
 
 
@@ -182,6 +200,15 @@ def test_attributes_for_info(engine: AbstractiveEngine) -> None:
     expected = {"bart": ("seq2seq", 128), "t5": ("seq2seq", 128), "causal": ("causal", 256)}
     assert (engine.kind, engine.window_tokens) == expected[engine.model_tag.split(":")[0].removeprefix("tiny-")]
     assert engine.name == "abstractive"
+
+
+def test_prompts_follow_the_model_kind(engine: AbstractiveEngine, registry: StyleRegistry) -> None:
+    style = registry.get("legal")
+    prompt = engine._prompt("Some text.", style)
+    if engine.kind == "causal":
+        assert style.instruction in prompt and prompt.index(style.instruction) < prompt.index("Some text.")
+    else:  # BART-like models never saw instructions; T5 gets its task prefix from the config
+        assert prompt == ("summarize: " if engine.model_tag.startswith("tiny-t5") else "") + "Some text."
 
 
 def test_cpu_runs_in_float32(model_dirs: dict[str, Path]) -> None:

@@ -67,7 +67,12 @@ def _context_window(config: Any, tokenizer: Any, model_tag: str) -> int:
 
 
 class AbstractiveEngine:
-    """The `Engine` for generated summaries. Load once per worker; `summarize` is batch in, batch out."""
+    """The `Engine` for generated summaries. Load once per worker; `summarize` is batch in, batch out.
+
+    For /info: `kind` is "seq2seq" or "causal"; `window_tokens` is the model's context in tokens
+    (a causal LM's prompt gets that less the style's max_new_tokens). Bad settings or a checkpoint
+    that cannot work (a causal LM without a chat template) raise ConfigError here, at start-up.
+    """
 
     name = "abstractive"
 

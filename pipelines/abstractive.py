@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 _PROMPT_SLACK_TOKENS = 4
 # Below this many tokens of text per chunk, map-reduce cannot make progress.
 _MIN_CHUNK_TOKENS = 16
+# Even a document in many chunks gets a few tokens per chunk summary, or they say nothing.
+_MIN_CHUNK_SUMMARY_TOKENS = 8
 _SANE_MAX_LENGTH = 1_000_000  # tokenizers without a limit report ~1e30
 _WHITESPACE = re.compile(r"\s+")
 
@@ -154,6 +156,7 @@ class AbstractiveEngine:
 
     def _run_group(self, style: Style, jobs: list[_Job]) -> None:
         """Rounds of chunk -> generate -> join until every job has one summary or an error."""
+        style = self._fit_to_model(style)
         try:
             budget = self._chunk_budget(style)
         except BadInput as exc:
@@ -172,12 +175,36 @@ class AbstractiveEngine:
                                          f"after {self.max_reduce_rounds} reduce rounds")
                     continue
                 plan.append((job, chunks))
-            outputs = self._generate([chunk for _, chunks in plan for chunk in chunks], style)
-            start, active = 0, []
-            for job, chunks in plan:
-                if self._absorb(job, outputs[start:start + len(chunks)]):
-                    active.append(job)
-                start += len(chunks)
+            active = []
+            for chunk_style, members in self._by_summary_length(style, plan, budget).items():
+                outputs = self._generate([chunk for _, chunks in members for chunk in chunks], chunk_style)
+                start = 0
+                for job, chunks in members:
+                    if self._absorb(job, outputs[start:start + len(chunks)]):
+                        active.append(job)
+                    start += len(chunks)
+
+    def _by_summary_length(
+        self, style: Style, plan: list[tuple[_Job, list[str]]], budget: int
+    ) -> dict[Style, list[tuple[_Job, list[str]]]]:
+        """Group a round's jobs by how long each chunk summary may be.
+
+        A document cut into n chunks gets at most budget/(2n) new tokens per chunk, so the
+        joined chunk summaries fit one window (with room for re-tokenization drift) and the next
+        round is the last: map-reduce converges instead of looping on long chunk summaries.
+        """
+        groups: dict[Style, list[tuple[_Job, list[str]]]] = {}
+        for job, chunks in plan:
+            chunk_style = style
+            if len(chunks) > 1:
+                cap = max(_MIN_CHUNK_SUMMARY_TOKENS, budget // (2 * len(chunks)))
+                if cap < style.generation.max_new_tokens:
+                    generation = style.generation.model_copy(
+                        update={"max_new_tokens": cap, "min_new_tokens": min(style.generation.min_new_tokens, cap)}
+                    )
+                    chunk_style = style.model_copy(update={"generation": generation})
+            groups.setdefault(chunk_style, []).append((job, chunks))
+        return groups
 
     def _absorb(self, job: _Job, results: list[str | ModelError]) -> bool:
         """Record one round's outputs for a job; True when it needs another (reduce) round."""
@@ -219,12 +246,30 @@ class AbstractiveEngine:
     def _input_window(self, generation: GenerationParams) -> int:
         return self.window_tokens - (generation.max_new_tokens if self.kind == "causal" else 0)
 
+    def _fit_to_model(self, style: Style) -> Style:
+        """Cap the style's summary length at what this model can write.
+
+        A style is written for many models: `legal` asks for 256 new tokens, which BART's 1024
+        decoder positions allow but a small model's do not. The summary gets shorter; the input
+        is never cut. A causal LM keeps at least half its window for the prompt.
+        """
+        generation = style.generation
+        if self._decoder_window is not None:
+            limit = self._decoder_window - 1
+        elif self.kind == "causal":
+            limit = self.window_tokens // 2
+        else:
+            return style
+        if generation.max_new_tokens <= limit:
+            return style
+        fitted = generation.model_copy(
+            update={"max_new_tokens": limit, "min_new_tokens": min(generation.min_new_tokens, limit)}
+        )
+        return style.model_copy(update={"generation": fitted})
+
     def _chunk_budget(self, style: Style) -> int:
         """Text tokens one chunk may hold: the input window less the prompt around the text."""
         generation = style.generation
-        if self._decoder_window is not None and generation.max_new_tokens >= self._decoder_window:
-            raise BadInput(f"style {style.name!r} asks for {generation.max_new_tokens} new tokens; "
-                           f"this model writes at most {self._decoder_window - 1}")
         overhead = len(self._encode([self._prompt("", style)], special=self.kind == "seq2seq")[0])
         budget = self._input_window(generation) - overhead - _PROMPT_SLACK_TOKENS
         if budget < _MIN_CHUNK_TOKENS:

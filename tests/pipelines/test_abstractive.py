@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 
+from pipelines import abstractive
 from pipelines.abstractive import AbstractiveEngine
 from pipelines.engine import Outcome, SummaryItem, SummaryResult
 from pipelines.errors import BadInput, ConfigError, ModelError
@@ -139,7 +140,11 @@ def test_sentence_longer_than_window_is_split_not_dropped(
     assert max(len(ids) for batch in forward_calls for ids in batch) <= window
 
 
-def test_reduce_rounds_are_bounded(model_dirs: dict[str, Path], registry: StyleRegistry) -> None:
+def test_reduce_rounds_are_bounded(
+    model_dirs: dict[str, Path], registry: StyleRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunk summaries that cannot shrink below 40 tokens keep a 3000-word text in many chunks.
+    monkeypatch.setattr(abstractive, "_MIN_CHUNK_SUMMARY_TOKENS", 40)
     engine = AbstractiveEngine(model_dirs["bart"], "tiny-bart:test", device="cpu", max_reduce_rounds=1)
     style = fast(registry.get("news"), max_new_tokens=40, min_new_tokens=40)
     [outcome] = engine.summarize([SummaryItem(text=sample_text(3000, seed=3), style=style)])
@@ -185,15 +190,16 @@ def test_poisoned_chunk_fails_only_its_document(
     assert result(outcomes[1]).summary
 
 
-def test_style_that_leaves_no_room_is_a_per_item_error(engine: AbstractiveEngine, registry: StyleRegistry) -> None:
-    greedy = fast(registry.get("news"), max_new_tokens=engine.window_tokens, min_new_tokens=0)
+def test_style_longer_than_the_model_can_write_is_capped(engine: AbstractiveEngine, registry: StyleRegistry) -> None:
+    greedy = fast(registry.get("news"), max_new_tokens=engine.window_tokens, min_new_tokens=engine.window_tokens)
+    fitted = engine._fit_to_model(greedy).generation
     if engine.kind == "seq2seq" and engine._decoder_window is None:
-        assert engine._chunk_budget(greedy) > 0  # T5's relative positions put no bound on the summary
+        assert fitted == greedy.generation  # T5's relative positions put no bound on the summary
         return
-    ok = fast(registry.get("casual"))
-    outcomes = engine.summarize([SummaryItem(text=SHORT, style=greedy), SummaryItem(text=SHORT, style=ok)])
-    assert isinstance(outcomes[0], BadInput) and "tokens" in outcomes[0].message
-    assert result(outcomes[1]).summary
+    limit = engine._decoder_window - 1 if engine._decoder_window else engine.window_tokens // 2
+    assert fitted.max_new_tokens == fitted.min_new_tokens == limit
+    outcomes = engine.summarize([SummaryItem(text=SHORT, style=greedy), SummaryItem(text=SHORT, style=fast(registry.get("casual")))])
+    assert result(outcomes[0]).summary and result(outcomes[1]).summary
 
 
 def test_attributes_for_info(engine: AbstractiveEngine) -> None:
@@ -230,3 +236,13 @@ def test_bad_settings_fail_at_load(model_dirs: dict[str, Path], tmp_path: Path) 
         AbstractiveEngine(model_dirs["bart"], "x", max_batch_tokens=0)
     with pytest.raises(ConfigError, match="model_dir must hold a transformers checkpoint"):
         AbstractiveEngine(tmp_path / "missing", "x")
+
+
+def test_chunk_summaries_are_sized_so_the_reduce_fits_one_window(
+    engine: AbstractiveEngine, registry: StyleRegistry
+) -> None:
+    # A style asking for long summaries must not make map-reduce loop: each of n chunk summaries
+    # gets at most budget/(2n) tokens, so one reduce pass is enough.
+    style = fast(registry.get("legal"), max_new_tokens=engine.window_tokens // 2, min_new_tokens=engine.window_tokens // 2)
+    [outcome] = engine.summarize([SummaryItem(text=sample_text(400, seed=5), style=style)])
+    assert result(outcome).chunks > 1 and result(outcome).summary

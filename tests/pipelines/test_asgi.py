@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -38,7 +39,7 @@ async def test_declared_large_body_is_413() -> None:
 
 @pytest.mark.anyio
 async def test_streamed_large_body_is_413() -> None:
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(10):
             yield b"x" * 50
 

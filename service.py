@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 
 with bentoml.importing():
     from models.refs import resolve
-    from pipelines.asgi import BodySizeLimit
+    from pipelines.asgi import BodySizeLimit, ConcurrencyLimit
     from pipelines.engine import ItemOutcome, SummaryItem
     from pipelines.engines import build_encoder, build_engine
     from pipelines.errors import Overloaded, SummarizerError
@@ -70,7 +70,8 @@ def error_response(ctx: bentoml.Context, err: SummarizerError) -> JSONResponse:
 
 @bentoml.service(
     name="summarizer",
-    traffic={"timeout": settings.request_timeout_s + 5, "max_concurrency": settings.max_concurrency},
+    # Admission control is ConcurrencyLimit below (429 with Retry-After and a JSON body).
+    traffic={"timeout": settings.request_timeout_s + 5},
 )
 class Summarizer:
     model = bentoml.depends(SummarizerModel)
@@ -122,3 +123,6 @@ class Summarizer:
 
 # The decorator turns the class into a bentoml.Service; mypy still sees the plain class.
 Summarizer.add_asgi_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)  # type: ignore[attr-defined]
+Summarizer.add_asgi_middleware(  # type: ignore[attr-defined]
+    ConcurrencyLimit, max_in_flight=settings.max_concurrency, retry_after_s=settings.retry_after_s
+)

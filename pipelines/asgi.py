@@ -1,7 +1,9 @@
-"""ASGI middleware for limits BentoML does not have: a request body cap (413) checked early.
+"""ASGI middleware for the limits BentoML lacks or answers in its own format.
 
-BentoML reads and parses any body, however large; this rejects a declared Content-Length at
-once and stops a streamed (chunked) body as soon as it passes the cap.
+- BodySizeLimit: BentoML reads and parses any body, however large; this rejects a declared
+  Content-Length at once and stops a streamed (chunked) body as soon as it passes the cap (413).
+- ConcurrencyLimit: admission control in front of the model queue, so overload is a fast 429
+  with Retry-After and our JSON error body, instead of a queue that grows until timeouts.
 """
 
 from __future__ import annotations
@@ -16,13 +18,21 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+# Probes and scrapes must work exactly when the service is busiest.
+EXEMPT_PATHS = frozenset({"/readyz", "/livez", "/healthz", "/metrics"})
+
+
 class BodyTooLarge(Exception):
     pass
 
 
-def _too_large_body(max_body_bytes: int) -> bytes:
-    message = f"request body is larger than the {max_body_bytes} byte limit"
-    return json.dumps({"error": {"type": "InputTooLarge", "message": message, "status": 413}}).encode()
+async def send_error(send: Send, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> None:
+    """Our JSON error body, for responses made before the request reaches BentoML."""
+    body = json.dumps({"error": {"type": kind, "message": message, "status": status}}).encode()
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class BodySizeLimit:
@@ -66,7 +76,27 @@ class BodySizeLimit:
             await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = _too_large_body(self.max_body_bytes)
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        message = f"request body is larger than the {self.max_body_bytes} byte limit"
+        await send_error(send, 413, "InputTooLarge", message)
+
+
+class ConcurrencyLimit:
+    def __init__(self, app: ASGIApp, max_in_flight: int, retry_after_s: int) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.retry_after_s = retry_after_s
+        self.in_flight = 0  # one event loop per worker: no lock needed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            message = f"{self.in_flight} requests in flight, the limit is {self.max_in_flight}; retry after {self.retry_after_s} s"
+            await send_error(send, 429, "Overloaded", message, {"Retry-After": str(self.retry_after_s)})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

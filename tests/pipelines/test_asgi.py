@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -10,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from pipelines.asgi import BodySizeLimit
+from pipelines.asgi import BodySizeLimit, ConcurrencyLimit
 
 
 async def echo(request: Request) -> JSONResponse:
@@ -51,3 +52,36 @@ async def test_streamed_large_body_is_413() -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def limited(max_in_flight: int, gate: asyncio.Event) -> tuple[ConcurrencyLimit, httpx.AsyncClient]:
+    async def slow(request: Request) -> JSONResponse:
+        await gate.wait()
+        return JSONResponse({"ok": True})
+
+    async def ready(request: Request) -> JSONResponse:
+        return JSONResponse({"ready": True})
+
+    routes = [Route("/work", slow, methods=["POST"]), Route("/readyz", ready)]
+    app = ConcurrencyLimit(Starlette(routes=routes), max_in_flight=max_in_flight, retry_after_s=7)
+    return app, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+@pytest.mark.anyio
+async def test_requests_over_the_limit_get_429_with_retry_after_and_probes_stay_open() -> None:
+    gate = asyncio.Event()
+    app, client = limited(2, gate)
+    async with client as c:
+        held = [asyncio.create_task(c.post("/work")) for _ in range(2)]
+        async with asyncio.timeout(10):
+            while app.in_flight < 2:
+                await asyncio.sleep(0.01)
+        rejected = await c.post("/work")
+        assert rejected.status_code == 429
+        assert rejected.headers["retry-after"] == "7"
+        assert rejected.json()["error"]["type"] == "Overloaded"
+        assert (await c.get("/readyz")).status_code == 200
+        gate.set()
+        assert [(await t).status_code for t in held] == [200, 200]
+        assert app.in_flight == 0
+        assert (await c.post("/work")).status_code == 200  # capacity is given back

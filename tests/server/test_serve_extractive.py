@@ -157,3 +157,15 @@ def test_timeout_is_504_and_server_stays_healthy(start_server: StartServer, bent
     response = post(slow, NEWS * 20)
     assert "did not answer" in assert_json_error(response, 504)
     assert httpx.get(f"{slow.url}/readyz", timeout=5).status_code == 200
+
+
+def test_overload_is_a_fast_429_with_retry_after(start_server: StartServer, bentoml_home: Path) -> None:
+    small = start_server(bentoml_home, max_concurrency="2", retry_after_s="3")
+    responses = asyncio.run(fire(small, [(NEWS * 5, "news")] * 12))
+    statuses = sorted(r.status_code for r in responses)
+    assert set(statuses) == {200, 429}, [r.text for r in responses]
+    assert statuses.count(200) >= 2
+    rejected = next(r for r in responses if r.status_code == 429)
+    assert rejected.headers["retry-after"] == "3"
+    assert "the limit is 2" in rejected.json()["error"]["message"]
+    assert httpx.get(f"{small.url}/readyz", timeout=5).status_code == 200

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(32, gt=0)
     max_latency_ms: int = Field(10_000, gt=0)
     max_batch_tokens: int = Field(16_384, gt=0)
-    encoder_batch_tokens: int = Field(8_192, gt=0)
+    encoder_batch_tokens: int = Field(2_048, gt=0)
     max_sentence_chars: int = Field(2_000, gt=0)
 
     # Abstractive generation

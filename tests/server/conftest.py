@@ -32,7 +32,7 @@ class Server:
 StartServer = Callable[..., Server]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -66,7 +66,7 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServ
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(bentoml_home: Path, **settings: str) -> Server:
-        port = _free_port()
+        port = free_port()
         env = base_env(bentoml_home)
         env.update({f"SUMMARIZER_{k.upper()}": v for k, v in settings.items()})
         log = tmp_path_factory.mktemp("serve") / "serve.log"

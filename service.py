@@ -7,9 +7,10 @@ Only BentoML glue lives here; the work is in `pipelines/` and `models/`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import bentoml
@@ -17,12 +18,13 @@ from starlette.responses import JSONResponse
 
 with bentoml.importing():
     from models.refs import resolve
-    from pipelines.api import SummaryResponse, check_text
+    from pipelines.api import SummaryResponse, Timing
     from pipelines.asgi import BodySizeLimit, ConcurrencyLimit
     from pipelines.engine import ItemOutcome, SummaryItem, summarize_isolated
     from pipelines.engines import build_encoder, build_engine
     from pipelines.errors import Overloaded, SummarizerError
     from pipelines.gateway import call_model
+    from pipelines.prepare import InputPipeline
     from pipelines.settings import get_settings
     from pipelines.styles import STYLE_HEADER, StyleRegistry
 
@@ -30,6 +32,7 @@ with bentoml.importing():
 # at once with their message, instead of failing in a worker.
 settings = get_settings()
 styles = StyleRegistry.load(settings.styles_file, settings.default_style)
+InputPipeline.check_settings(settings)
 log = logging.getLogger("summarizer")
 
 
@@ -78,17 +81,29 @@ def error_response(ctx: bentoml.Context, err: SummarizerError) -> JSONResponse:
 )
 class Summarizer:
     model = bentoml.depends(SummarizerModel)
+    if settings.redact_ner_model:
+        ner = bentoml.models.BentoModel(settings.redact_ner_model)
 
     def __init__(self) -> None:
         self.styles = styles
+        ner_dir = resolve(type(self).ner).path if settings.redact_ner_model else None
+        self.inputs = InputPipeline.from_settings(settings, ner_dir)
 
     @bentoml.api(route="/summarize")
-    async def summarize(self, ctx: bentoml.Context, text: str = "") -> Any:
-        """Summarize one document. Style from the X-Summary-Style header, else the default."""
+    async def summarize(
+        self, ctx: bentoml.Context, text: str = "", format: Literal["auto", "text", "html"] = "auto"
+    ) -> Any:
+        """Summarize one document. Style from the X-Summary-Style header, else the default.
+
+        The text is normalized (HTML to main content, e-mail quotes and signatures dropped) and
+        redacted before the model sees it; `format` says what it is, or `auto` detects it.
+        """
         started = time.perf_counter()
         try:
             style = self.styles.resolve(ctx.request.headers.get(STYLE_HEADER))
-            item = SummaryItem(text=check_text(text, settings.max_input_chars), style=style)
+            # CPU work off the event loop, so deadlines and other requests keep running.
+            prepared = await asyncio.to_thread(self.inputs.prepare, text, format)
+            item = SummaryItem(text=prepared.text, style=style)
             model_started = time.perf_counter()
             outcomes = await call_model(
                 lambda: self.model.to_async.summarize([item]),
@@ -106,9 +121,8 @@ class Summarizer:
             # validation errors can quote the document. The client gets a fixed JSON 500.
             log.error("summarize failed: %s", type(exc).__name__)
             return error_response(ctx, SummarizerError())
-        now = time.perf_counter()
-        response = SummaryResponse.build(text, style.name, outcome, result, (now - model_started) * 1000, (now - started) * 1000)
-        return response.model_dump()
+        timing = Timing.of(started, model_started, time.perf_counter(), prepare_s=model_started - started)
+        return SummaryResponse.build(text, prepared, style.name, outcome, result, timing).model_dump()
 
     @bentoml.api(route="/styles")
     def list_styles(self) -> dict[str, Any]:

@@ -1,28 +1,34 @@
-"""The public request and response of `/summarize`: checks before any model work, and the shape
-clients get back (also what the OpenAPI schema and the README show)."""
+"""The public response of `/summarize`: the shape clients get back (also what the README shows)."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
 from pipelines.engine import ItemOutcome, SummaryResult
-from pipelines.errors import BadInput, InputTooLarge
-
-
-def check_text(text: str, max_input_chars: int) -> str:
-    if len(text) > max_input_chars:
-        raise InputTooLarge(
-            f"text is {len(text)} characters; the limit is {max_input_chars} "
-            "(SUMMARIZER_MAX_INPUT_CHARS); split the document or use the batch job"
-        )
-    if not text.strip():
-        raise BadInput("text is empty; send {\"text\": \"...\"} with the document to summarize")
-    return text
+from pipelines.prepare import PreparedText
 
 
 class Timing(BaseModel):
+    prepare_ms: float  # normalize + redact
     model_ms: float  # in the model service, queueing and batching included
     total_ms: float
+
+    @classmethod
+    def of(cls, started: float, model_started: float, finished: float, prepare_s: float) -> Timing:
+        """From perf_counter readings, in milliseconds to 0.1 ms."""
+        return cls(
+            prepare_ms=_ms(prepare_s), model_ms=_ms(finished - model_started), total_ms=_ms(finished - started)
+        )
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+class Normalization(BaseModel):
+    format: str  # "text" or "html", as detected or given
+    chars: int  # length of the clean text the model saw
+    removed: dict[str, int]  # what was dropped, as counts (never content)
 
 
 class SummaryResponse(BaseModel):
@@ -34,20 +40,30 @@ class SummaryResponse(BaseModel):
     input_words: int
     summary_words: int
     chunks: int
+    normalization: Normalization
+    redactions: dict[str, int]  # entity type -> count, e.g. {"EMAIL_ADDRESS": 2}
     timing: Timing
 
     @classmethod
     def build(
-        cls, text: str, style: str, outcome: ItemOutcome, result: SummaryResult, model_ms: float, total_ms: float
+        cls,
+        raw_text: str,
+        prepared: PreparedText,
+        style: str,
+        outcome: ItemOutcome,
+        result: SummaryResult,
+        timing: Timing,
     ) -> SummaryResponse:
         return cls(
             summary=result.summary,
             style=style,
             engine=outcome.engine,
             model=outcome.model,
-            input_chars=len(text),
+            input_chars=len(raw_text),
             input_words=result.input_words,
             summary_words=result.summary_words,
             chunks=result.chunks,
-            timing=Timing(model_ms=round(model_ms, 1), total_ms=round(total_ms, 1)),
+            normalization=Normalization(format=prepared.format, chars=len(prepared.text), removed=prepared.removed),
+            redactions=prepared.redactions,
+            timing=timing,
         )

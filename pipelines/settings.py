@@ -21,6 +21,8 @@ from pydantic_settings import (
 )
 
 CONFIG_FILE_ENV = "SUMMARIZER_CONFIG_FILE"
+REDACTABLE_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS")
+DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "CA", "AU", "BR", "IL", "CH", "SE")
 
 
 class Settings(BaseSettings):
@@ -37,6 +39,21 @@ class Settings(BaseSettings):
     # Styles
     styles_file: Path | None = None
     default_style: str = "news"
+
+    # Normalization (before redaction and the model)
+    strip_quoted_replies: bool = True
+    strip_signatures: bool = True
+    strip_footers: bool = True
+    footer_patterns: list[str] = []
+    max_html_chars: int = Field(1_000_000, gt=0)
+
+    # PII redaction
+    redact: bool = True
+    redact_entities: list[str] = list(REDACTABLE_ENTITIES)
+    redact_patterns: dict[str, str] = {}
+    redact_phone_regions: list[str] = list(DEFAULT_PHONE_REGIONS)
+    redact_score_threshold: float = Field(0.3, ge=0.0, le=1.0)
+    redact_ner_model: str | None = None
 
     # Limits
     max_input_chars: int = Field(100_000, gt=0)

@@ -1,0 +1,61 @@
+"""Names and places for redaction: a token-classification model from the model store.
+
+Optional: pattern recognizers cannot find names. A deployment that imports an NER model (e.g. a
+BERT fine-tuned on CoNLL-03) and sets SUMMARIZER_REDACT_NER_MODEL gets PERSON, LOCATION and
+ORGANIZATION redacted too. Runs where redaction runs (the entry service), on the CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from presidio_analyzer import EntityRecognizer, RecognizerResult
+from transformers import pipeline
+
+# CoNLL-style labels to Presidio's entity names; other labels (MISC, DATE, ...) are not PII here.
+LABELS = {"PER": "PERSON", "PERSON": "PERSON", "LOC": "LOCATION", "GPE": "LOCATION", "ORG": "ORGANIZATION"}
+# The tokenizer reads at most 512 tokens; windows of this many characters stay under that.
+WINDOW_CHARS = 1500
+
+
+def _entity_group(label: str) -> str | None:
+    return LABELS.get(label.split("-", 1)[-1].upper())
+
+
+def windows(text: str, size: int = WINDOW_CHARS) -> list[tuple[int, str]]:
+    """(offset, piece) covering all of `text`, cut at whitespace so no word is split."""
+    pieces: list[tuple[int, str]] = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            cut = text.rfind(" ", start + size // 2, end)
+            end = cut if cut > start else end
+        pieces.append((start, text[start:end]))
+        start = end
+    return pieces
+
+
+class TransformersNerRecognizer(EntityRecognizer):  # type: ignore[misc]
+    def __init__(self, model_dir: Path, min_score: float = 0.5) -> None:
+        self._pipe: Any = pipeline("token-classification", model=str(model_dir), aggregation_strategy="simple", device="cpu")
+        labels = self._pipe.model.config.id2label.values()
+        supported = sorted({group for label in labels if (group := _entity_group(str(label)))})
+        if not supported:
+            raise ValueError(f"redact_ner_model must predict PER, LOC or ORG labels, got {sorted(set(labels))}")
+        self.min_score = min_score
+        super().__init__(supported_entities=supported, name="TransformersNer", supported_language="en")
+
+    def load(self) -> None:
+        """Loaded in __init__; Presidio calls this hook for lazy recognizers."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
+        results: list[RecognizerResult] = []
+        for offset, piece in windows(text):
+            for found in self._pipe(piece):
+                group = _entity_group(str(found["entity_group"]))
+                if group in entities and float(found["score"]) >= self.min_score:
+                    start, end = offset + int(found["start"]), offset + int(found["end"])
+                    results.append(RecognizerResult(group, start, end, float(found["score"])))
+        return results

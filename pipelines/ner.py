@@ -40,7 +40,7 @@ def windows(text: str, size: int = WINDOW_CHARS) -> list[tuple[int, str]]:
 class TransformersNerRecognizer(EntityRecognizer):  # type: ignore[misc]
     def __init__(self, model_dir: Path, min_score: float = 0.5) -> None:
         self._pipe: Any = pipeline("token-classification", model=str(model_dir), aggregation_strategy="simple", device="cpu")
-        labels = self._pipe.model.config.id2label.values()
+        labels = (self._pipe.model.config.id2label or {}).values()
         supported = sorted({group for label in labels if (group := _entity_group(str(label)))})
         if not supported:
             raise ValueError(f"redact_ner_model must predict PER, LOC or ORG labels, got {sorted(set(labels))}")

@@ -95,7 +95,7 @@ class _BlankSpacyEngine(SpacyNlpEngine):
     """Tokens only: enough for Presidio's context words, and nothing to download."""
 
     def load(self) -> None:
-        self.nlp = {"en": spacy.blank("en")}
+        self.nlp = {"en": spacy.blank("en")}  # type: ignore[assignment]  # Presidio types it as None
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ class Redactor:
 
     def __init__(self, analyzer: AnalyzerEngine | None, entities: Sequence[str], score_threshold: float) -> None:
         self._analyzer = analyzer
-        self._anonymizer = AnonymizerEngine()
+        self._anonymizer = AnonymizerEngine()  # type: ignore[no-untyped-call]
         self.entities = list(entities)
         self.score_threshold = score_threshold
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+import trafilatura
 
-import pipelines.normalize as normalize_module
 from pipelines.errors import BadInput
 from pipelines.normalize import NormalizeConfig, detect_format, normalize
 
@@ -28,7 +28,7 @@ CHROME = [
     "Northbridge Gazette", "Related stories", "new bus lanes", "Weekend road closures", "Subscribe to our newsletter",
     "Copyright", "All rights reserved", "Privacy policy", "Terms of use", "dataLayer", "gtag", "font-family",
     "addEventListener",
-]  # fmt: skip
+]
 _BODY = "\n      ".join(f"<p>{p.replace('&', '&amp;')}</p>" for p in PARAGRAPHS)
 PAGE = f"""<!DOCTYPE html>
 <html lang="en">
@@ -103,7 +103,7 @@ def test_fragment_drops_scripts_and_chrome_but_never_all_text() -> None:
 
 
 def test_page_where_trafilatura_finds_nothing_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(normalize_module.trafilatura, "extract", lambda *args, **kwargs: None)
+    monkeypatch.setattr(trafilatura, "extract", lambda *args, **kwargs: None)
     paragraphs = normalize(PAGE).text.split("\n\n")
     assert paragraphs[-len(PARAGRAPHS) - 1 :] == [HEADLINE, *PARAGRAPHS]
     # Tags say what is chrome; the cookie banner is a plain <div> and stays in this fallback.

@@ -26,7 +26,7 @@ import lxml.html
 import trafilatura
 from trafilatura.deduplication import LRUCache
 
-from pipelines.errors import BadInput
+from pipelines.errors import BadInput, InputTooLarge
 from pipelines.sentences import clean
 
 Format = Literal["auto", "text", "html"]
@@ -39,7 +39,8 @@ _TAG = re.compile(r"<(?:(?:p|div|br|span|a|b|i|u|em|strong|ul|ol|li|table|tr|td|
                   r"|/[a-z][a-z0-9-]*\s*)>", re.I)
 _MAX_CHARS_PER_TAG = 500
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
-_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e\n\t\r]+")
+# Runs that may hold category C characters: not printable ASCII, not a Unicode space (Z*).
+_MAYBE_CONTROL = re.compile(r"[^\x20-\x7e\n\t\r\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
 _SPACE_RUNS = re.compile(r"\s+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _PARAGRAPH_BREAK = re.compile(r"\n{2,}")
@@ -130,19 +131,21 @@ def detect_format(text: str) -> Literal["text", "html"]:
 
 
 def normalize(text: str, fmt: Format = "auto", config: NormalizeConfig = NormalizeConfig()) -> Normalized:
-    """The main text of a page or a mail, cleaned. Raises BadInput only for oversize or unparseable HTML."""
+    """The main text of a page or a mail, cleaned. Raises InputTooLarge for oversize and BadInput for unparseable HTML."""
     used: Literal["text", "html"] = detect_format(text) if fmt == "auto" else fmt
     if used == "html" and len(text) > config.max_html_chars:
-        raise BadInput(f"html is {len(text)} characters; the limit is {config.max_html_chars} (max_html_chars)")
-    body, controls = _drop_controls(text)
+        raise InputTooLarge(f"html is {len(text)} characters; the limit is {config.max_html_chars} (max_html_chars)")
+    source, controls = _drop_controls(text)
     if used == "html":
-        extracted, decoded_controls = _drop_controls(_html_text(body))  # entities such as &#8203;
-        removed = {"html_chars": max(0, len(body) - len(extracted)), "control_chars": controls + decoded_controls}
-        body = extracted
+        body, decoded_controls = _drop_controls(_html_text(source))  # entities such as &#8203;
+        removed = {"html_chars": 0, "control_chars": controls + decoded_controls}
     else:
-        body, removed = _strip_text(clean(body), config)
+        body, removed = _strip_text(clean(source), config)
         removed["control_chars"] = controls
-    return Normalized(_BLANK_RUNS.sub("\n\n", clean(body)), used, {k: n for k, n in removed.items() if n})
+    result = _BLANK_RUNS.sub("\n\n", clean(body))
+    if used == "html":
+        removed["html_chars"] = max(0, len(source) - len(result))
+    return Normalized(result, used, {k: n for k, n in removed.items() if n})
 
 
 def _drop_controls(text: str) -> tuple[str, int]:
@@ -151,11 +154,14 @@ def _drop_controls(text: str) -> tuple[str, int]:
 
     def keep(match: re.Match[str]) -> str:
         nonlocal dropped
-        kept = "".join(ch for ch in match.group() if unicodedata.category(ch)[0] != "C")
-        dropped += len(match.group()) - len(kept)
+        run = match.group()
+        if run.isprintable():  # no C (and no Z) character: the common case, decided in C
+            return run
+        kept = "".join(ch for ch in run if unicodedata.category(ch)[0] != "C")
+        dropped += len(run) - len(kept)
         return kept
 
-    return _NOT_PRINTABLE_ASCII.sub(keep, text), dropped
+    return _MAYBE_CONTROL.sub(keep, text), dropped
 
 
 def _html_text(html: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trafilatura
 
-from pipelines.errors import BadInput
+from pipelines.errors import BadInput, InputTooLarge
 from pipelines.normalize import NormalizeConfig, detect_format, normalize
 
 HEADLINE = "Harbour Street bridge to close to cars after inspection finds severe corrosion"
@@ -87,13 +87,17 @@ def test_same_page_three_times_gives_the_same_text() -> None:
     assert len({normalize(PAGE).text for _ in range(4)}) == 1
 
 
-def test_fragment_goes_through_lxml() -> None:
+def test_fragment_goes_through_lxml(monkeypatch: pytest.MonkeyPatch) -> None:
+    # trafilatura would keep only the <p> of the list example below.
+    monkeypatch.setattr(trafilatura, "extract", lambda *args, **kwargs: pytest.fail("fragment sent to trafilatura"))
     fragment = "<p>Hello <b>world</b>.</p><p>Second &amp; last.</p>"
     assert normalize(fragment) == normalize(fragment, "html")
     assert normalize(fragment).text == "Hello world.\n\nSecond & last."
     assert normalize(fragment).format == "html"
     lists = "<h2>Summary</h2>\n<ul><li>Revenue up 4%</li><li>Costs\n   flat</li></ul><p>See the sheet.<br>Tom</p>"
     assert normalize(lists).text == "Summary\n\nRevenue up 4%\n\nCosts flat\n\nSee the sheet.\nTom"
+    xhtml = '<?xml version="1.0" encoding="utf-8"?>\n<div><p>Caf&#233; open.</p><table><tr><td>Mon</td><td>9-5</td></tr></table></div>'
+    assert normalize(xhtml).text == "Café open.\n\nMon 9-5"
 
 
 def test_fragment_drops_scripts_and_chrome_but_never_all_text() -> None:
@@ -110,10 +114,10 @@ def test_page_where_trafilatura_finds_nothing_falls_back(monkeypatch: pytest.Mon
     assert paragraphs[0].startswith("We use cookies") and len(paragraphs) == len(PARAGRAPHS) + 2
 
 
-def test_unparseable_and_oversize_html_are_bad_input() -> None:
+def test_unparseable_html_is_bad_input_and_oversize_html_too_large() -> None:
     with pytest.raises(BadInput, match="html could not be parsed"):
         normalize("<!-- nothing but a comment -->", "html")
-    with pytest.raises(BadInput, match="the limit is 1000"):
+    with pytest.raises(InputTooLarge, match="the limit is 1000"):
         normalize(PAGE, config=NormalizeConfig.build(max_html_chars=1000))
     assert normalize(PAGE, "text", NormalizeConfig(max_html_chars=1000)).format == "text"  # the limit is for html
     assert normalize("  ", "html").text == ""

@@ -2,9 +2,9 @@
 
 Presidio's default set-up downloads a spaCy model on first use, and its e-mail recognizer asks
 tldextract, which fetches the public suffix list over the network. Here the NLP engine is a
-blank spaCy tokenizer (the recognizers we use need no NER), the e-mail recognizer checks top-
-level domains against tldextract's bundled snapshot, and the entity list is explicit (Presidio's
-defaults mislabel phone numbers as other entities).
+blank spaCy tokenizer (the recognizers we use need no NER), e-mail top-level domains are not
+checked (nothing to fetch), and the entity list is explicit (Presidio's defaults mislabel
+phone numbers as other entities).
 
     redactor = Redactor.build(RedactionConfig())
     result = redactor.redact("Mail anna@example.com")   # "Mail <EMAIL_ADDRESS>", {"EMAIL_ADDRESS": 1}
@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import spacy
-import tldextract
 from presidio_analyzer import AnalyzerEngine, EntityRecognizer, Pattern, PatternRecognizer, RecognizerRegistry
 from presidio_analyzer.nlp_engine import SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import (
@@ -35,8 +34,6 @@ from presidio_anonymizer import AnonymizerEngine
 from pipelines.settings import DEFAULT_PHONE_REGIONS
 from pipelines.settings import REDACTABLE_ENTITIES as BUILTIN_ENTITIES
 _ENTITY_NAME = re.compile(r"^[A-Z][A-Z0-9_]{1,39}$")
-# The suffix snapshot bundled with tldextract; an empty URL list means it never fetches one.
-_OFFLINE_TLDS = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
 # When two entity types claim overlapping text (a US SSN also parses as a phone number), the
@@ -86,9 +83,12 @@ class _PhoneFormatRecognizer(PatternRecognizer):
         return _MIN_PHONE_DIGITS <= _digits(pattern_text) <= _MAX_PHONE_DIGITS
 
 
-class _OfflineEmailRecognizer(EmailRecognizer):
-    def validate_result(self, pattern_text: str) -> bool:
-        return bool(_OFFLINE_TLDS(pattern_text).suffix)
+class _EmailRecognizer(EmailRecognizer):
+    """Presidio's pattern, without its top-level-domain check: that check fetches the public
+    suffix list over the network, and it would let `anna@corp.internal` through unredacted."""
+
+    def validate_result(self, pattern_text: str) -> None:
+        return None
 
 
 class _BlankSpacyEngine(SpacyNlpEngine):
@@ -122,7 +122,7 @@ class Redacted:
 
 def _builtin_recognizers(config: RedactionConfig) -> dict[str, list[EntityRecognizer]]:
     return {
-        "EMAIL_ADDRESS": [_OfflineEmailRecognizer()],
+        "EMAIL_ADDRESS": [_EmailRecognizer()],
         "PHONE_NUMBER": [_PhoneRecognizer(supported_regions=list(config.phone_regions)), _PhoneFormatRecognizer()],
         "CREDIT_CARD": [_CardRecognizer()],  # Luhn-checked
         "IBAN_CODE": [IbanRecognizer()],  # mod-97 checked

@@ -134,3 +134,8 @@ def test_building_and_redacting_never_reach_for_the_network(no_network: list[obj
     out = redactor.redact("Write to someone@company.travel or someone@example.co.uk, or call +1 (415) 555-2671.")
     assert out.counts == {"EMAIL_ADDRESS": 2, "PHONE_NUMBER": 1}
     assert no_network == []
+
+
+def test_internal_domains_are_redacted_too(redactor: Redactor) -> None:
+    out = redactor.redact("Ask ops@corp.internal or anna@mail.example for access.")
+    assert out.counts == {"EMAIL_ADDRESS": 2}

@@ -61,3 +61,15 @@ def test_unknown_key_in_file_is_rejected(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setenv("SUMMARIZER_CONFIG_FILE", str(config))
     with pytest.raises(ValidationError, match="max_batch_sizes"):
         Settings()
+
+
+def test_redaction_settings_from_json_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUMMARIZER_REDACT_ENTITIES", '["EMAIL_ADDRESS", "EMPLOYEE_ID"]')
+    monkeypatch.setenv("SUMMARIZER_REDACT_PATTERNS", '{"EMPLOYEE_ID": "\\\\bEMP-\\\\d{6}\\\\b"}')
+    monkeypatch.setenv("SUMMARIZER_FOOTER_PATTERNS", '["^Sent via .*$"]')
+    monkeypatch.setenv("SUMMARIZER_REDACT", "false")
+    settings = Settings()
+    assert settings.redact_entities == ["EMAIL_ADDRESS", "EMPLOYEE_ID"]
+    assert settings.redact_patterns == {"EMPLOYEE_ID": r"\bEMP-\d{6}\b"}
+    assert settings.footer_patterns == ["^Sent via .*$"]
+    assert settings.redact is False

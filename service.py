@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import aiohttp
 import bentoml
+from pydantic import ConfigDict
 from starlette.responses import JSONResponse
 
 with bentoml.importing():
@@ -65,6 +66,16 @@ class SummarizerModel:
         return summarize_isolated(self.engine, items)
 
 
+class SummarizeInput(bentoml.IODescriptor):
+    """The /summarize body. BentoML logs validation errors with the offending input, which would
+    put a document's PII in the server log; `hide_input_in_errors` keeps values out."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    text: str = ""
+    format: Literal["auto", "text", "html"] = "auto"
+
+
 def error_response(ctx: bentoml.Context, err: SummarizerError) -> JSONResponse:
     """The one place errors become HTTP. BentoML overwrites the status with ctx's, so set both."""
     headers = {"Retry-After": str(err.retry_after_s)} if isinstance(err, Overloaded) else {}
@@ -89,7 +100,7 @@ class Summarizer:
         ner_dir = resolve(type(self).ner).path if settings.redact_ner_model else None
         self.inputs = InputPipeline.from_settings(settings, ner_dir)
 
-    @bentoml.api(route="/summarize")
+    @bentoml.api(route="/summarize", input_spec=SummarizeInput)
     async def summarize(
         self, ctx: bentoml.Context, text: str = "", format: Literal["auto", "text", "html"] = "auto"
     ) -> Any:

@@ -186,7 +186,8 @@ def _parse_html(html: str) -> lxml.html.HtmlElement:
     try:
         return lxml.html.fromstring(html)
     except (lxml.etree.LxmlError, ValueError) as exc:
-        raise BadInput(f"html could not be parsed: {exc}") from exc
+        # The parser's message can quote the document; the type is enough to act on.
+        raise BadInput(f"html could not be parsed ({type(exc).__name__})") from exc
 
 
 def _lxml_text(root: lxml.html.HtmlElement, chrome: tuple[str, ...]) -> str:

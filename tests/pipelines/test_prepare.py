@@ -85,3 +85,10 @@ def test_bad_settings_fail_at_start_up() -> None:
         InputPipeline.check_settings(Settings(footer_patterns=["(unclosed"]))
     with pytest.raises(ValueError, match="redact_entities must be among"):
         InputPipeline.check_settings(Settings(redact_entities=["NAMES"]))
+
+
+def test_the_whole_preparation_runs_offline(no_network: list[object]) -> None:
+    pipeline = InputPipeline.from_settings(Settings())
+    assert pipeline.prepare(PAGE).redactions == {"EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1}
+    assert pipeline.prepare(MAIL).redactions == {"IBAN_CODE": 1}
+    assert no_network == []

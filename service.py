@@ -10,24 +10,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Any, Literal
 
 import aiohttp
 import bentoml
-from pydantic import ConfigDict
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 with bentoml.importing():
     from models.refs import resolve
-    from pipelines.api import SummaryResponse, Timing
+    from pipelines.api import Citation, RagResponse, SummaryResponse, Timing
     from pipelines.asgi import BodySizeLimit, ConcurrencyLimit
     from pipelines.engine import ItemOutcome, SummaryItem, summarize_isolated
     from pipelines.engines import build_encoder, build_engine
-    from pipelines.errors import Overloaded, SummarizerError
+    from pipelines.errors import InputTooLarge, Overloaded, SummarizerError
     from pipelines.gateway import call_model
-    from pipelines.prepare import InputPipeline
+    from pipelines.prepare import InputPipeline, PreparedText
+    from pipelines.rag import KnowledgeIndex
+    from pipelines.retrieval import Context, index_documents, retrieve
     from pipelines.settings import get_settings
-    from pipelines.styles import STYLE_HEADER, StyleRegistry
+    from pipelines.normalize import Format
+    from pipelines.styles import STYLE_HEADER, Style, StyleRegistry, with_context
 
 # Read at import, so bad settings or a bad styles file stop `bentoml serve` (and `bentoml build`)
 # at once with their message, instead of failing in a worker.
@@ -53,9 +59,11 @@ class SummarizerModel:
     def __init__(self) -> None:
         encoder_model = resolve(type(self).encoder)
         generator_model = resolve(type(self).generator) if settings.engine == "abstractive" else None
+        self.encoder = build_encoder(settings, encoder_model.path)
+        self.encoder_tag = encoder_model.tag
         self.engine = build_engine(
             settings,
-            encoder=build_encoder(settings, encoder_model.path),
+            encoder=self.encoder,
             encoder_tag=encoder_model.tag,
             generator_dir=generator_model.path if generator_model else None,
             generator_tag=generator_model.tag if generator_model else None,
@@ -65,15 +73,58 @@ class SummarizerModel:
     def summarize(self, items: list[SummaryItem]) -> list[ItemOutcome]:
         return summarize_isolated(self.engine, items)
 
+    @bentoml.api(batchable=True, max_batch_size=settings.max_batch_size * 8, max_latency_ms=settings.max_latency_ms)
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """Unit-length sentence embeddings (RAG chunks and queries), batched across requests."""
+        return [[float(x) for x in row] for row in self.encoder.encode(texts)]
+
+    @bentoml.api
+    def encoder_info(self) -> dict[str, Any]:
+        """What a knowledge index must record: vectors from another encoder must never mix."""
+        return {"tag": self.encoder_tag, "dim": self.encoder.dim}
+
+
+# BentoML logs request-validation errors with their input; every input model hides it.
+_PRIVATE = ConfigDict(hide_input_in_errors=True)
+
 
 class SummarizeInput(bentoml.IODescriptor):
     """The /summarize body. BentoML logs validation errors with the offending input, which would
     put a document's PII in the server log; `hide_input_in_errors` keeps values out."""
 
-    model_config = ConfigDict(hide_input_in_errors=True)
+    model_config = _PRIVATE
 
     text: str = ""
     format: Literal["auto", "text", "html"] = "auto"
+
+
+class DocumentInput(BaseModel):
+    model_config = _PRIVATE
+
+    id: str = Field(min_length=1, max_length=256)
+    text: str
+    metadata: dict[str, str] = {}
+
+
+class IndexInput(bentoml.IODescriptor):
+    model_config = _PRIVATE
+
+    documents: list[DocumentInput] = Field(min_length=1)
+    format: Literal["auto", "text", "html"] = "auto"
+
+
+class DeleteInput(bentoml.IODescriptor):
+    model_config = _PRIVATE
+
+    ids: list[str] = Field(min_length=1)
+
+
+class RagInput(bentoml.IODescriptor):
+    model_config = _PRIVATE
+
+    text: str = ""
+    format: Literal["auto", "text", "html"] = "auto"
+    top_k: int = Field(settings.rag_top_k, gt=0, le=50)
 
 
 def error_response(ctx: bentoml.Context, err: SummarizerError) -> JSONResponse:
@@ -99,41 +150,127 @@ class Summarizer:
         self.styles = styles
         ner_dir = resolve(type(self).ner).path if settings.redact_ner_model else None
         self.inputs = InputPipeline.from_settings(settings, ner_dir)
+        self._index: KnowledgeIndex | None = None
+        self._index_lock = asyncio.Lock()
 
-    @bentoml.api(route="/summarize", input_spec=SummarizeInput)
-    async def summarize(
-        self, ctx: bentoml.Context, text: str = "", format: Literal["auto", "text", "html"] = "auto"
-    ) -> Any:
-        """Summarize one document. Style from the X-Summary-Style header, else the default.
-
-        The text is normalized (HTML to main content, e-mail quotes and signatures dropped) and
-        redacted before the model sees it; `format` says what it is, or `auto` detects it.
-        """
-        started = time.perf_counter()
+    async def _guarded(self, ctx: bentoml.Context, work: Awaitable[Any]) -> Any:
+        """Run a route's work; every error becomes our JSON error response."""
         try:
-            style = self.styles.resolve(ctx.request.headers.get(STYLE_HEADER))
-            # CPU work off the event loop, so deadlines and other requests keep running.
-            prepared = await asyncio.to_thread(self.inputs.prepare, text, format)
-            item = SummaryItem(text=prepared.text, style=style)
-            model_started = time.perf_counter()
-            outcomes = await call_model(
-                lambda: self.model.to_async.summarize([item]),
-                timeout_s=settings.request_timeout_s,
-                overload_errors=(bentoml.exceptions.ServiceUnavailable,),
-                connection_errors=(aiohttp.ClientConnectionError, ConnectionError),
-                retry_after_s=settings.retry_after_s,
-            )
-            outcome = ItemOutcome.model_validate(outcomes[0])
-            result = outcome.unwrap()
+            return await work
         except SummarizerError as err:
             return error_response(ctx, err)
         except Exception as exc:
             # A bug or an unexpected model-service failure. Only the type is logged: messages of
             # validation errors can quote the document. The client gets a fixed JSON 500.
-            log.error("summarize failed: %s", type(exc).__name__)
+            log.error("%s failed: %s", ctx.request.url.path, type(exc).__name__)
             return error_response(ctx, SummarizerError())
+
+    async def _call(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        return await call_model(
+            call,
+            timeout_s=settings.request_timeout_s,
+            overload_errors=(bentoml.exceptions.ServiceUnavailable,),
+            connection_errors=(aiohttp.ClientConnectionError, ConnectionError),
+            retry_after_s=settings.retry_after_s,
+        )
+
+    async def _embed(self, texts: list[str]) -> np.ndarray:
+        vectors = await self._call(lambda: self.model.to_async.embed(texts))
+        return np.asarray(vectors, dtype=np.float32)
+
+    async def _knowledge(self) -> KnowledgeIndex:
+        """Opened on first use: the index records the encoder, which the model service knows."""
+        async with self._index_lock:
+            if self._index is None:
+                info = await self._call(lambda: self.model.to_async.encoder_info())
+                self._index = await asyncio.to_thread(
+                    KnowledgeIndex, settings.rag_dir, info["tag"], int(info["dim"]), store=settings.rag_store,
+                    qdrant_location=settings.rag_qdrant_location, chunk_words=settings.rag_chunk_words,
+                )  # fmt: skip
+            return self._index
+
+    async def _summarize(
+        self, ctx: bentoml.Context, text: str, format: Format, context: Context | None = None
+    ) -> tuple[PreparedText, Style, ItemOutcome, Timing]:
+        started = time.perf_counter()
+        style = self.styles.resolve(ctx.request.headers.get(STYLE_HEADER))
+        # CPU work off the event loop, so deadlines and other requests keep running.
+        prepared = await asyncio.to_thread(self.inputs.prepare, text, format)
+        item_style = with_context(style, context.hits) if context else style
+        item = SummaryItem(text=prepared.text, style=item_style, query=context.steering if context else None)
+        model_started = time.perf_counter()
+        outcomes = await self._call(lambda: self.model.to_async.summarize([item]))
+        outcome = ItemOutcome.model_validate(outcomes[0])
+        outcome.unwrap()
         timing = Timing.of(started, model_started, time.perf_counter(), prepare_s=model_started - started)
-        return SummaryResponse.build(text, prepared, style.name, outcome, result, timing).model_dump()
+        return prepared, style, outcome, timing
+
+    @bentoml.api(route="/summarize", input_spec=SummarizeInput)
+    async def summarize(self, ctx: bentoml.Context, text: str = "", format: Format = "auto") -> Any:
+        """Summarize one document. Style from the X-Summary-Style header, else the default.
+
+        The text is normalized (HTML to main content, e-mail quotes and signatures dropped) and
+        redacted before the model sees it; `format` says what it is, or `auto` detects it.
+        """
+
+        async def work() -> dict[str, Any]:
+            prepared, style, outcome, timing = await self._summarize(ctx, text, format)
+            return SummaryResponse.build(text, prepared, style.name, outcome, outcome.unwrap(), timing).model_dump()
+
+        return await self._guarded(ctx, work())
+
+    @bentoml.api(route="/rag", input_spec=RagInput)
+    async def rag(self, ctx: bentoml.Context, text: str = "", format: Format = "auto", top_k: int = settings.rag_top_k) -> Any:
+        """Summarize a document in the light of the indexed documentation, citing what informed it."""
+
+        async def work() -> dict[str, Any]:
+            index = await self._knowledge()
+            prepared = await asyncio.to_thread(self.inputs.prepare, text, format)
+            context = await retrieve(index, prepared.text, top_k, self._embed, settings.rag_chunk_words)
+            prepared, style, outcome, timing = await self._summarize(ctx, text, format, context)
+            base = SummaryResponse.build(text, prepared, style.name, outcome, outcome.unwrap(), timing)
+            citations = [Citation.of(hit) for hit in context.hits]
+            return RagResponse(**base.model_dump(), citations=citations, index_empty=len(index) == 0).model_dump()
+
+        return await self._guarded(ctx, work())
+
+    @bentoml.api(route="/rag/index", input_spec=IndexInput)
+    async def rag_index(self, ctx: bentoml.Context, documents: list[DocumentInput], format: Format = "auto") -> Any:
+        """Add or update documentation; unchanged documents cost no embedding work."""
+
+        async def work() -> dict[str, Any]:
+            if len(documents) > settings.rag_max_documents_per_request:
+                raise InputTooLarge(
+                    f"{len(documents)} documents in one request; the limit is {settings.rag_max_documents_per_request}"
+                    " (SUMMARIZER_RAG_MAX_DOCUMENTS_PER_REQUEST); send several requests or use the CLI"
+                )
+            index = await self._knowledge()
+            raw = [(d.id, d.text, d.metadata) for d in documents]
+            report = await index_documents(index, self.inputs, raw, format, self._embed)
+            return {**asdict(report), "documents": len(index.documents()), "chunks": len(index)}
+
+        return await self._guarded(ctx, work())
+
+    @bentoml.api(route="/rag/documents")
+    async def rag_documents(self, ctx: bentoml.Context) -> Any:
+        """The indexed documents: id, chunks, content hash, metadata, when indexed."""
+
+        async def work() -> dict[str, Any]:
+            index = await self._knowledge()
+            return {"documents": [asdict(d) for d in await asyncio.to_thread(index.documents)], "chunks": len(index)}
+
+        return await self._guarded(ctx, work())
+
+    @bentoml.api(route="/rag/delete", input_spec=DeleteInput)
+    async def rag_delete(self, ctx: bentoml.Context, ids: list[str]) -> Any:
+        """Remove documents from the index; ids not in it are reported, not an error."""
+
+        async def work() -> dict[str, Any]:
+            index = await self._knowledge()
+            deleted = await asyncio.to_thread(index.delete, ids)
+            return {"deleted": deleted, "not_found": [i for i in ids if i not in deleted], "chunks": len(index)}
+
+        return await self._guarded(ctx, work())
 
     @bentoml.api(route="/styles")
     def list_styles(self) -> dict[str, Any]:

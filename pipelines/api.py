@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from pipelines.engine import ItemOutcome, SummaryResult
 from pipelines.prepare import PreparedText
+from pipelines.rag import Hit
 
 
 class Timing(BaseModel):
@@ -67,3 +68,20 @@ class SummaryResponse(BaseModel):
             redactions=prepared.redactions,
             timing=timing,
         )
+
+
+class Citation(BaseModel):
+    document_id: str
+    chunk: int
+    score: float
+    snippet: str
+
+    @classmethod
+    def of(cls, hit: Hit) -> Citation:
+        return cls(document_id=hit.document_id, chunk=hit.chunk, score=round(hit.score, 4), snippet=hit.snippet)
+
+
+class RagResponse(SummaryResponse):
+    citations: list[Citation]
+    # True when the index holds no documents: the summary is a plain one, with no citations.
+    index_empty: bool

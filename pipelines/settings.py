@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     redact_score_threshold: float = Field(0.3, ge=0.0, le=1.0)
     redact_ner_model: str | None = None
 
+    # RAG: the knowledge index over the deployment's own documentation
+    rag_dir: Path = Path("rag-index")
+    rag_store: Literal["faiss", "qdrant"] = "faiss"
+    rag_qdrant_location: str | None = None
+    rag_chunk_words: int = Field(120, gt=10, le=400)
+    rag_top_k: int = Field(5, gt=0, le=50)
+    rag_max_documents_per_request: int = Field(64, gt=0)
+
     # Limits
     max_input_chars: int = Field(100_000, gt=0)
     max_body_bytes: int = Field(1_048_576, gt=0)

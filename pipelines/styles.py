@@ -8,9 +8,9 @@ what a style means even when they are deployed apart.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,6 +20,11 @@ from pipelines.errors import ConfigError, UnknownStyle
 BUILTIN_STYLES_FILE = Path(__file__).with_name("styles.yaml")
 STYLE_HEADER = "X-Summary-Style"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+class HasText(Protocol):
+    @property
+    def text(self) -> str: ...
 
 
 class ExtractiveParams(BaseModel):
@@ -122,3 +127,13 @@ class StyleRegistry:
         if header_value is None or not header_value.strip():
             return self._styles[self.default]
         return self.get(header_value.strip().lower())
+
+
+def with_context(style: Style, hits: Sequence[HasText]) -> Style:
+    """The style with retrieved documentation added to its instruction (chat models read it;
+    seq2seq summarizers ignore instructions, and the extractive engine uses a query vector)."""
+    if not hits:
+        return style
+    context = "\n".join(f"[{i + 1}] {hit.text}" for i, hit in enumerate(hits))
+    instruction = f"{style.instruction}\n\nUse the terms of this documentation where they apply:\n{context}"
+    return style.model_copy(update={"instruction": instruction})

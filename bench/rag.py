@@ -1,0 +1,105 @@
+"""Retrieval quality against BM25, indexing throughput and search latency at 10k chunks.
+
+    .venv/bin/python -m bench.rag [--eval-dir ../shared/eval]
+
+Test set, built at run time from the evaluation data (never copied into the repo): the news
+articles and bills are the "documentation"; each reference summary is a query whose relevant
+chunks are those of its own document. recall@5: share of queries with a chunk of the right
+document among the first five. The same chunks go to BM25 (bm25s) as the baseline.
+Latency: the index is filled to 10,000 chunks (real chunks plus random unit vectors) and
+queried with the real query vectors. Writes bench/results/rag.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+from models.store import default_encoder_folder
+from pipelines.encoder import SentenceEncoder
+from pipelines.rag import Document, KnowledgeIndex
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load(eval_dir: Path) -> list[tuple[str, str, str]]:
+    rows = []
+    for name in ("news.jsonl", "legal.jsonl"):
+        for line in (eval_dir / name).open():
+            row = json.loads(line)
+            rows.append((f"{name.split('.')[0]}/{row['id']}", row["document"], row["summary"].replace("\n", " ")))
+    return rows
+
+
+def recall_at(ranked: list[list[str]], expected: list[str], k: int = 5) -> float:
+    return sum(exp in ids[:k] for ids, exp in zip(ranked, expected)) / len(expected)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--eval-dir", type=Path, default=REPO.parent / "shared" / "eval")
+    parser.add_argument("--fill", type=int, default=10_000)
+    args = parser.parse_args()
+    rows = load(args.eval_dir)
+    encoder = SentenceEncoder(default_encoder_folder())
+    with tempfile.TemporaryDirectory() as folder:
+        index = KnowledgeIndex(Path(folder), "bench-encoder", encoder.dim)
+        started = time.perf_counter()
+        plan = index.add([Document(doc_id, text, {}) for doc_id, text, _ in rows], encoder.encode, progress=True)
+        index_s = time.perf_counter() - started
+        chunks = len(plan.texts)
+        queries = [summary for _, _, summary in rows]
+        expected = [doc_id for doc_id, _, _ in rows]
+        query_vectors = encoder.encode(queries)
+        dense = [[h.document_id for h in index.search(v, 5)] for v in query_vectors]
+
+        # BM25 over exactly the same chunks.
+        chunk_docs = [c.document_id for c in plan.chunks]
+        retriever = bm25s.BM25()
+        retriever.index(bm25s.tokenize(plan.texts, stopwords="en", show_progress=False), show_progress=False)
+        results, _ = retriever.retrieve(bm25s.tokenize(queries, stopwords="en", show_progress=False), k=5, show_progress=False)
+        sparse = [[chunk_docs[int(i)] for i in row] for row in results]
+
+        # Fill to the target size with random unit vectors, then time searches.
+        rng = np.random.default_rng(0)
+        filler = rng.normal(size=(max(0, args.fill - len(index)), encoder.dim)).astype(np.float32)
+        filler /= np.linalg.norm(filler, axis=1, keepdims=True)
+        fill_docs = [Document(f"filler/{i}", f"filler chunk {i}", {}) for i in range(len(filler))]
+        fill_plan = index.plan(fill_docs)
+        index.commit(fill_plan, filler[: len(fill_plan.texts)])
+        latencies = []
+        for vector in np.tile(query_vectors, (3, 1)):
+            t0 = time.perf_counter()
+            index.search(vector, 5)
+            latencies.append((time.perf_counter() - t0) * 1000)
+        quantiles = statistics.quantiles(latencies, n=100)
+        result = {
+            "documents": len(rows),
+            "chunks": chunks,
+            "queries": len(queries),
+            "recall_at_5": recall_at(dense, expected),
+            "bm25_recall_at_5": recall_at(sparse, expected),
+            "index_chunks_per_s": chunks / index_s,
+            "search_chunks": len(index),
+            "search_p50_ms": quantiles[49],
+            "search_p95_ms": quantiles[94],
+        }
+    print(f"{len(rows)} documents, {chunks} chunks, {len(queries)} queries")
+    print(f"recall@5: dense {result['recall_at_5']:.3f} vs BM25 {result['bm25_recall_at_5']:.3f} "
+          f"({result['recall_at_5'] / max(result['bm25_recall_at_5'], 1e-9):.2f}x)")
+    print(f"indexing: {result['index_chunks_per_s']:.1f} chunks/s (normalized text, embedding included)")
+    print(f"search at {result['search_chunks']} chunks: p50 {result['search_p50_ms']:.2f} ms, p95 {result['search_p95_ms']:.2f} ms")
+    out = REPO / "bench" / "results" / "rag.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -48,7 +48,8 @@ def _plain_heading(lines: list[str], i: int) -> bool:
         return False  # inside a paragraph: a wrapped line, not a title
     if len(line) > _PLAIN_HEADING_MAX_CHARS or word_count(line) > _PLAIN_HEADING_MAX_WORDS:
         return False
-    if line[-1] in ".,;:!?…" or _LIST_ITEM.match(line) or _TURN.match(line) or not (line[0].isupper() or line[0].isdigit()):
+    # A question is allowed: FAQ pages title their answers with one.
+    if line[-1] in ".,;:!…" or _LIST_ITEM.match(line) or _TURN.match(line) or not (line[0].isupper() or line[0].isdigit()):
         return False
     if i + 1 < len(lines) and lines[i + 1][:1].islower():
         return False  # the next line continues this one: a wrapped sentence

@@ -66,11 +66,11 @@ def test_a_heading_resets_deeper_levels_and_lone_lines_nest_below_markdown() -> 
 
 
 def test_normalized_html_headings_are_lone_lines() -> None:
-    # What normalize() makes of <h1>Title</h1><p>..</p><h2>Sub</h2><p>..</p>.
-    chunks = chunk_document("page.html", "Bridge to close\n\nThe council voted on Tuesday.\n\nWhat happens next\n\nA new bridge is designed.")
-    assert [(c.heading, c.text) for c in chunks] == [
+    # What normalize() makes of <h1>Title</h1><p>..</p><h2>Sub</h2><p>..</p>; FAQ titles end in "?".
+    text = "Bridge to close\n\nThe council voted on Tuesday.\n\nWhat happens next?\n\nA new bridge is designed."
+    assert [(c.heading, c.text) for c in chunk_document("page.html", text)] == [
         ("Bridge to close", "The council voted on Tuesday."),
-        ("What happens next", "A new bridge is designed."),
+        ("What happens next?", "A new bridge is designed."),
     ]
 
 

@@ -29,7 +29,7 @@ with bentoml.importing():
     from pipelines.errors import InputTooLarge, Overloaded, SummarizerError
     from pipelines.gateway import call_model
     from pipelines.prepare import InputPipeline, PreparedText
-    from pipelines.rag import KnowledgeIndex
+    from pipelines.rag import KnowledgeIndex, KnowledgeIndexError
     from pipelines.retrieval import Context, index_documents, retrieve
     from pipelines.settings import get_settings
     from pipelines.normalize import Format
@@ -183,10 +183,16 @@ class Summarizer:
         async with self._index_lock:
             if self._index is None:
                 info = await self._call(lambda: self.model.to_async.encoder_info())
-                self._index = await asyncio.to_thread(
+                index = await asyncio.to_thread(
                     KnowledgeIndex, settings.rag_dir, info["tag"], int(info["dim"]), store=settings.rag_store,
                     qdrant_location=settings.rag_qdrant_location, chunk_words=settings.rag_chunk_words,
                 )  # fmt: skip
+                try:
+                    await asyncio.to_thread(index.check)
+                except KnowledgeIndexError as err:
+                    log.error("knowledge index unavailable: %s", err.message)  # paths and tags, no content
+                    raise
+                self._index = index
             return self._index
 
     async def _summarize(

@@ -51,7 +51,11 @@ _REBUILD = "rebuild it with `python -m pipelines.rag_cli index DOCS --rebuild` o
 
 
 class KnowledgeIndexError(SummarizerError):
-    public_message = "the knowledge index is unavailable"
+    """An operator's problem (a mismatched or damaged index), not the client's: 503, and the
+    detailed message goes to the log, not to clients."""
+
+    status_code = 503
+    public_message = "the knowledge index is unavailable; the server log says why"
 
 
 class IndexMismatch(KnowledgeIndexError):

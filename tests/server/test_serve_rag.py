@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
+from pipelines.rag import Document, KnowledgeIndex
 from tests.server.conftest import Server, StartServer
 
 pytestmark = pytest.mark.server
@@ -122,3 +124,19 @@ def test_index_survives_a_restart_and_delete_works(
     # The first server sees the other process's change too (it reloads a newer manifest).
     listing = post(server, "/rag/documents", {}).json()
     assert "shipping/delivery.txt" not in [d["id"] for d in listing["documents"]]
+
+
+def test_an_index_from_another_encoder_is_a_503_not_mixed_vectors(
+    start_server: StartServer, bentoml_home: Path, tmp_path: Path
+) -> None:
+    other = KnowledgeIndex(tmp_path / "other", "another-encoder:v1", 384)
+    other.add([Document("doc", "Some documentation text that was indexed long ago.", {})], fake_embed)
+    mismatched = start_server(bentoml_home, rag_dir=str(tmp_path / "other"))
+    response = post(mismatched, "/rag", {"text": QUERIES["billing/refunds.md"]})
+    assert response.status_code == 503
+    assert response.json()["error"]["message"] == "the knowledge index is unavailable; the server log says why"
+    assert "another-encoder:v1" in mismatched.log.read_text()
+
+
+def fake_embed(texts: list[str]) -> np.ndarray:
+    return np.full((len(texts), 384), 1 / np.sqrt(384), dtype=np.float32)

@@ -3,10 +3,10 @@
     SummarizerError (500)        anything we raise on purpose
     ├── BadInput (400)           the request is wrong; the message says how
     │   ├── UnknownStyle (400)   the X-Summary-Style header names no style; lists the valid ones
-    │   └── rag.InvalidDocument  a bad document id or metadata
-    ├── rag.KnowledgeIndexError (503)  the index was built with another encoder, or is damaged
-    │   ├── rag.IndexMismatch
-    │   └── rag.IndexCorrupt
+    │   └── rag_types.InvalidDocument  a bad document id or metadata
+    ├── rag_types.KnowledgeIndexError (503)  built with another encoder, or damaged
+    │   ├── rag_types.IndexMismatch
+    │   └── rag_types.IndexCorrupt
     ├── InputTooLarge (413)      text or body over the configured limit
     ├── Overloaded (429)         shed at once, with Retry-After, instead of queueing
     ├── NotReady (503)           the model service is not up (yet)

@@ -16,22 +16,22 @@ a reader that has just read the manifest can still open its snapshot.
 Vectors of two encoders never mix: once it holds documents, an index built with another encoder
 tag or dimension raises IndexMismatch; `python -m pipelines.rag_cli index DOCS --rebuild` (which
 calls `clear()`) starts it again. Qdrant's local mode allows one KnowledgeIndex per folder at a time.
+
+This module holds `KnowledgeIndex` (locking, versions, the in-memory state); the value types and
+errors live in `pipelines.rag_types` and the file formats in `pipelines.rag_disk`, to keep each
+module small. Import the public names from here: `__all__` re-exports them.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
-import json
-import os
 import shutil
 import threading
-import unicodedata
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -39,134 +39,60 @@ import numpy as np
 from tqdm import tqdm
 
 from pipelines.chunking import Chunk, chunk_document, embedding_text
-from pipelines.errors import BadInput, SummarizerError
+from pipelines.rag_disk import (
+    _REBUILD,
+    CHUNKS,
+    LOCK,
+    MANIFEST,
+    _Entry,
+    _fsync,
+    _Manifest,
+    _read_manifest,
+    _write_chunks,
+    _write_manifest,
+    recorded_encoder,
+)
+# Called through this module's globals, so a test can patch `rag._read_chunks`; the alias exports it.
+from pipelines.rag_disk import _read_chunks as _read_chunks
+from pipelines.rag_types import (
+    MAX_ID_CHARS,
+    SNIPPET_CHARS,
+    Document,
+    DocumentInfo,
+    Hit,
+    IndexCorrupt,
+    IndexMismatch,
+    InvalidDocument,
+    KnowledgeIndexError,
+    Plan,
+    content_hash,
+    snippet,
+)
 from pipelines.vectorstore import FAISS_FILE, FaissStore, QdrantStore, StoreKind, VectorStore, open_store
 
-MANIFEST, CHUNKS, LOCK = "manifest.json", "chunks.jsonl", ".lock"
-SNIPPET_CHARS = 240
+__all__ = [
+    "CHUNKS",
+    "EMBED_BATCH",
+    "LOCK",
+    "MANIFEST",
+    "MAX_ID_CHARS",
+    "SNIPPET_CHARS",
+    "Document",
+    "DocumentInfo",
+    "Hit",
+    "IndexCorrupt",
+    "IndexMismatch",
+    "InvalidDocument",
+    "KnowledgeIndex",
+    "KnowledgeIndexError",
+    "Plan",
+    "content_hash",
+    "recorded_encoder",
+    "snippet",
+]
+
 EMBED_BATCH = 256
-MAX_ID_CHARS = 256
 _Stamp = tuple[int, int, int] | None  # the manifest's inode, mtime_ns and size: a cheap "changed?"
-_REBUILD = "rebuild it with `python -m pipelines.rag_cli index DOCS --rebuild` or point SUMMARIZER_RAG_DIR elsewhere"
-
-
-class KnowledgeIndexError(SummarizerError):
-    """An operator's problem (a mismatched or damaged index), not the client's: 503, and the
-    detailed message goes to the log, not to clients."""
-
-    status_code = 503
-    public_message = "the knowledge index is unavailable; the server log says why"
-
-
-class IndexMismatch(KnowledgeIndexError):
-    """The index on disk was built with another encoder tag, dimension or store kind."""
-
-
-class IndexCorrupt(KnowledgeIndexError):
-    """The manifest or a snapshot file cannot be read; the message names the file."""
-
-
-class InvalidDocument(BadInput, ValueError):
-    """A bad document id or metadata: a ValueError for library callers, a 400 for the service."""
-
-
-@dataclass(frozen=True)
-class Document:
-    id: str  # e.g. the file's path relative to the indexed folder
-    text: str  # already normalized and redacted by the caller: stored and quoted back as is
-    metadata: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.id, str) or not self.id or len(self.id) > MAX_ID_CHARS:
-            raise InvalidDocument(f"document id must be a non-empty string of at most {MAX_ID_CHARS} characters, got {self.id!r}")
-        if any(unicodedata.category(ch).startswith("C") for ch in self.id):
-            raise InvalidDocument(f"document id must not contain control characters, got {self.id!r}")
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.metadata.items()):
-            raise InvalidDocument(f"document metadata must map strings to strings, got {self.metadata!r} for {self.id!r}")
-
-
-@dataclass(frozen=True)
-class Hit:
-    document_id: str
-    chunk: int
-    score: float  # cosine similarity
-    snippet: str
-    text: str
-    heading: str
-
-
-@dataclass(frozen=True)
-class DocumentInfo:
-    id: str
-    chunks: int
-    content_hash: str
-    metadata: dict[str, str]
-    indexed_at: str
-
-
-@dataclass
-class Plan:
-    documents: list[Document]  # new or changed: their chunks are (re)embedded
-    chunks: list[Chunk]
-    texts: list[str]  # embedding_text(c) for c in chunks: what to embed, in order
-    unchanged: list[str]  # ids skipped because their content hash is already indexed
-
-
-@dataclass
-class _Entry:
-    hash: str
-    chunk_ids: list[int]
-    metadata: dict[str, str]
-    indexed_at: str
-    chunk_words: int  # re-chunk when the setting changes, even if the text did not
-
-
-@dataclass
-class _Manifest:
-    version: int
-    encoder_tag: str
-    dim: int
-    store: StoreKind
-    collection: str  # the Qdrant collection; "" for FAISS or before the first commit
-    next_id: int  # chunk ids are never reused, so a stale vector can never pass for a new chunk
-    documents: dict[str, _Entry]
-
-    @property
-    def snapshot(self) -> str:
-        return f"snap-{self.version:06d}"
-
-
-def content_hash(document: Document) -> str:
-    """sha256 of the text and the sorted metadata: equal hashes need no new embedding."""
-    payload = json.dumps([document.text, sorted(document.metadata.items())], ensure_ascii=False)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
-    """The text cut on a word boundary, for result lists."""
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:-") + "…"
-
-
-def _read_manifest(path: Path) -> _Manifest | None:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if raw["format"] != 1 or raw["store"] not in ("faiss", "qdrant"):
-            raise ValueError(f"unknown format {raw['format']!r} or store {raw['store']!r}")
-        docs = {
-            str(k): _Entry(str(v["hash"]), [int(i) for i in v["chunk_ids"]], {str(a): str(b) for a, b in v["metadata"].items()},
-                           str(v["indexed_at"]), int(v["chunk_words"]))
-            for k, v in raw["documents"].items()
-        }  # fmt: skip
-        return _Manifest(int(raw["version"]), str(raw["encoder_tag"]), int(raw["dim"]), raw["store"],
-                         str(raw["collection"]), int(raw["next_id"]), docs)  # fmt: skip
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise IndexCorrupt(f"{path} is not a valid index manifest ({type(exc).__name__}: {exc}); {_REBUILD}") from exc
 
 
 @dataclass(frozen=True)
@@ -177,40 +103,6 @@ class _State:
     chunks: dict[int, Chunk] = field(default_factory=dict)
     store: VectorStore | None = None
     stamp: _Stamp = None
-
-
-def recorded_encoder(directory: Path) -> tuple[str, int, StoreKind] | None:
-    """The encoder tag, dim and store an index was built with (None if there is none): for tools that embed nothing."""
-    m = _read_manifest(Path(directory) / MANIFEST)
-    return (m.encoder_tag, m.dim, m.store) if m is not None else None
-
-
-def _read_chunks(path: Path) -> dict[int, Chunk]:
-    """The snapshot's chunk table; FileNotFoundError passes through (a writer may have pruned it)."""
-    chunks: dict[int, Chunk] = {}
-    with path.open(encoding="utf-8") as lines:
-        try:
-            for line in lines:
-                row = json.loads(line)
-                chunks[int(row["id"])] = Chunk(str(row["document"]), int(row["index"]), str(row["text"]), str(row["heading"]))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise IndexCorrupt(f"{path} is not a valid chunk file ({type(exc).__name__}: {exc}); {_REBUILD}") from exc
-    return chunks
-
-
-def _write_synced(path: Path, text: str) -> None:
-    with path.open("w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class KnowledgeIndex:
@@ -462,17 +354,12 @@ class KnowledgeIndex:
             store.remove(stale)  # into the new snapshot only; readers keep the old one
         folder = self.directory / m.snapshot
         folder.mkdir()
-        rows = ({"id": i, "document": c.document_id, "index": c.index, "heading": c.heading, "text": c.text}
-                for i, c in sorted(chunks.items()))  # fmt: skip
-        _write_synced(folder / CHUNKS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        _write_chunks(folder / CHUNKS, chunks)
         if store is not None:
             store.save(folder)
         for path in [*folder.iterdir(), folder]:
             _fsync(path)
-        tmp = self.directory / (MANIFEST + ".tmp")
-        _write_synced(tmp, json.dumps({"format": 1, **asdict(m), "snapshot": m.snapshot}, ensure_ascii=False, indent=1))
-        os.replace(tmp, self.directory / MANIFEST)  # the commit point
-        _fsync(self.directory)
+        _write_manifest(self.directory, m)  # the commit point: os.replace, then fsync the folder
         with self._reload_lock:  # so a reader's reload, begun before the swap, cannot land after it
             self._install(_State(m, chunks, store, self._stat()))
         if store is not None and store.shared:

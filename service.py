@@ -196,20 +196,27 @@ class Summarizer:
             return self._index
 
     async def _summarize(
-        self, ctx: bentoml.Context, text: str, format: Format, context: Context | None = None
-    ) -> tuple[PreparedText, Style, ItemOutcome, Timing]:
+        self, ctx: bentoml.Context, text: str, format: Format, with_rag: KnowledgeIndex | None = None, top_k: int = 0
+    ) -> tuple[PreparedText, Style, ItemOutcome, Timing, Context | None]:
+        """Resolve the style, prepare the text, retrieve context when asked, call the model."""
         started = time.perf_counter()
         style = self.styles.resolve(ctx.request.headers.get(STYLE_HEADER))
         # CPU work off the event loop, so deadlines and other requests keep running.
         prepared = await asyncio.to_thread(self.inputs.prepare, text, format)
-        item_style = with_context(style, context.hits) if context else style
-        item = SummaryItem(text=prepared.text, style=item_style, query=context.steering if context else None)
+        context = None
+        if with_rag is not None:
+            context = await retrieve(with_rag, prepared.text, top_k, self._embed, settings.rag_chunk_words)
+        item = SummaryItem(
+            text=prepared.text,
+            style=with_context(style, context.hits) if context else style,
+            query=context.steering if context else None,
+        )
         model_started = time.perf_counter()
         outcomes = await self._call(lambda: self.model.to_async.summarize([item]))
         outcome = ItemOutcome.model_validate(outcomes[0])
         outcome.unwrap()
         timing = Timing.of(started, model_started, time.perf_counter(), prepare_s=model_started - started)
-        return prepared, style, outcome, timing
+        return prepared, style, outcome, timing, context
 
     @bentoml.api(route="/summarize", input_spec=SummarizeInput)
     async def summarize(self, ctx: bentoml.Context, text: str = "", format: Format = "auto") -> Any:
@@ -220,23 +227,24 @@ class Summarizer:
         """
 
         async def work() -> dict[str, Any]:
-            prepared, style, outcome, timing = await self._summarize(ctx, text, format)
+            prepared, style, outcome, timing, _ = await self._summarize(ctx, text, format)
             return SummaryResponse.build(text, prepared, style.name, outcome, outcome.unwrap(), timing).model_dump()
 
         return await self._guarded(ctx, work())
 
     @bentoml.api(route="/rag", input_spec=RagInput)
     async def rag(self, ctx: bentoml.Context, text: str = "", format: Format = "auto", top_k: int = settings.rag_top_k) -> Any:
-        """Summarize a document in the light of the indexed documentation, citing what informed it."""
+        """Summarize a document in the light of the indexed documentation, citing what informed it.
+
+        `timing.prepare_ms` includes retrieval here (normalize, redact, embed, search)."""
 
         async def work() -> dict[str, Any]:
             index = await self._knowledge()
-            prepared = await asyncio.to_thread(self.inputs.prepare, text, format)
-            context = await retrieve(index, prepared.text, top_k, self._embed, settings.rag_chunk_words)
-            prepared, style, outcome, timing = await self._summarize(ctx, text, format, context)
+            prepared, style, outcome, timing, context = await self._summarize(ctx, text, format, index, top_k)
             base = SummaryResponse.build(text, prepared, style.name, outcome, outcome.unwrap(), timing)
-            citations = [Citation.of(hit) for hit in context.hits]
-            return RagResponse(**base.model_dump(), citations=citations, index_empty=len(index) == 0).model_dump()
+            citations = [Citation.of(hit) for hit in context.hits] if context else []
+            empty = await asyncio.to_thread(len, index) == 0  # may reload a newer snapshot: off the loop
+            return RagResponse(**base.model_dump(), citations=citations, index_empty=empty).model_dump()
 
         return await self._guarded(ctx, work())
 
@@ -253,7 +261,8 @@ class Summarizer:
             index = await self._knowledge()
             raw = [(d.id, d.text, d.metadata) for d in documents]
             report = await index_documents(index, self.inputs, raw, format, self._embed)
-            return {**asdict(report), "documents": len(index.documents()), "chunks": len(index)}
+            listing = await asyncio.to_thread(index.documents)
+            return {**asdict(report), "documents": len(listing), "chunks": await asyncio.to_thread(len, index)}
 
         return await self._guarded(ctx, work())
 
@@ -263,7 +272,8 @@ class Summarizer:
 
         async def work() -> dict[str, Any]:
             index = await self._knowledge()
-            return {"documents": [asdict(d) for d in await asyncio.to_thread(index.documents)], "chunks": len(index)}
+            documents = await asyncio.to_thread(index.documents)
+            return {"documents": [asdict(d) for d in documents], "chunks": await asyncio.to_thread(len, index)}
 
         return await self._guarded(ctx, work())
 
@@ -274,7 +284,8 @@ class Summarizer:
         async def work() -> dict[str, Any]:
             index = await self._knowledge()
             deleted = await asyncio.to_thread(index.delete, ids)
-            return {"deleted": deleted, "not_found": [i for i in ids if i not in deleted], "chunks": len(index)}
+            chunks = await asyncio.to_thread(len, index)
+            return {"deleted": deleted, "not_found": [i for i in ids if i not in deleted], "chunks": chunks}
 
         return await self._guarded(ctx, work())
 

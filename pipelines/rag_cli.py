@@ -52,14 +52,10 @@ def load_encoder(settings: Settings) -> tuple[str, Encoder]:
     import bentoml  # heavy imports only for `index`
 
     from models.refs import resolve
-    from pipelines.encoder import SentenceEncoder
+    from pipelines.engines import build_encoder
 
     model = resolve(bentoml.models.BentoModel(settings.encoder_model))
-    encoder = SentenceEncoder(
-        model.path, device=settings.device, dtype=settings.dtype,
-        max_batch_tokens=settings.encoder_batch_tokens, max_chars=settings.max_sentence_chars,
-    )  # fmt: skip
-    return model.tag, encoder
+    return model.tag, build_encoder(settings, model.path)
 
 
 def _input_pipeline(settings: Settings) -> InputPipeline:

@@ -26,7 +26,7 @@ with bentoml.importing():
     from pipelines.asgi import BodySizeLimit, ConcurrencyLimit
     from pipelines.engine import ItemOutcome, SummaryItem, summarize_isolated
     from pipelines.engines import build_encoder, build_engine
-    from pipelines.errors import InputTooLarge, Overloaded, SummarizerError
+    from pipelines.errors import Overloaded, SummarizerError
     from pipelines.gateway import call_model
     from pipelines.prepare import InputPipeline, PreparedText
     from pipelines.rag import KnowledgeIndex, KnowledgeIndexError
@@ -253,14 +253,11 @@ class Summarizer:
         """Add or update documentation; unchanged documents cost no embedding work."""
 
         async def work() -> dict[str, Any]:
-            if len(documents) > settings.rag_max_documents_per_request:
-                raise InputTooLarge(
-                    f"{len(documents)} documents in one request; the limit is {settings.rag_max_documents_per_request}"
-                    " (SUMMARIZER_RAG_MAX_DOCUMENTS_PER_REQUEST); send several requests or use the CLI"
-                )
             index = await self._knowledge()
             raw = [(d.id, d.text, d.metadata) for d in documents]
-            report = await index_documents(index, self.inputs, raw, format, self._embed)
+            report = await index_documents(
+                index, self.inputs, raw, format, self._embed, settings.rag_max_documents_per_request
+            )
             listing = await asyncio.to_thread(index.documents)
             return {**asdict(report), "documents": len(listing), "chunks": await asyncio.to_thread(len, index)}
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipelines.chunking import chunk_document, embedding_text
+from pipelines.errors import InputTooLarge
 from pipelines.normalize import Format
 from pipelines.prepare import InputPipeline
 from pipelines.rag import Document, Hit, KnowledgeIndex
@@ -46,8 +47,14 @@ async def index_documents(
     documents: Sequence[tuple[str, str, dict[str, str]]],
     fmt: Format,
     embed: Embed,
+    max_documents: int,
 ) -> IndexReport:
     """(id, raw text, metadata) in; only new or changed documents are embedded."""
+    if len(documents) > max_documents:
+        raise InputTooLarge(
+            f"{len(documents)} documents in one request; the limit is {max_documents}"
+            " (SUMMARIZER_RAG_MAX_DOCUMENTS_PER_REQUEST); send several requests or use the CLI"
+        )
     prepared = [await asyncio.to_thread(inputs.prepare, text, fmt) for _, text, _ in documents]
     docs = [Document(id=doc_id, text=p.text, metadata=meta) for (doc_id, _, meta), p in zip(documents, prepared)]
     plan = await asyncio.to_thread(index.plan, docs)

@@ -125,7 +125,3 @@ def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
 
-
-def environ_flag(name: str) -> str | None:
-    """Read a non-summarizer variable (e.g. BENTOML_HOME) so callers need not touch os.environ."""
-    return os.environ.get(name)

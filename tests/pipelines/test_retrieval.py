@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipelines.errors import InputTooLarge
 from pipelines.prepare import InputPipeline
 from pipelines.rag import KnowledgeIndex
 from pipelines.retrieval import index_documents, retrieve, unit_mean
@@ -51,7 +52,7 @@ def inputs() -> InputPipeline:
 
 
 def test_index_then_retrieve_by_topic(index: KnowledgeIndex, inputs: InputPipeline) -> None:
-    report = asyncio.run(index_documents(index, inputs, DOCS, "text", fake_embed))
+    report = asyncio.run(index_documents(index, inputs, DOCS, "text", fake_embed, 10))
     assert sorted(report.indexed) == ["passwords", "refunds"] and report.chunks_embedded == 2
     refund = asyncio.run(retrieve(index, "I want a refund to my card please.", 1, fake_embed, 120))
     assert [h.document_id for h in refund.hits] == ["refunds"] and refund.steering is not None
@@ -60,15 +61,15 @@ def test_index_then_retrieve_by_topic(index: KnowledgeIndex, inputs: InputPipeli
 
 
 def test_unchanged_documents_cost_no_embedding(index: KnowledgeIndex, inputs: InputPipeline) -> None:
-    asyncio.run(index_documents(index, inputs, DOCS, "text", fake_embed))
+    asyncio.run(index_documents(index, inputs, DOCS, "text", fake_embed, 10))
     calls.clear()
-    report = asyncio.run(index_documents(index, inputs, DOCS, "text", fake_embed))
+    report = asyncio.run(index_documents(index, inputs, DOCS, "text", fake_embed, 10))
     assert report.indexed == [] and sorted(report.unchanged) == ["passwords", "refunds"] and calls == []
 
 
 def test_pii_is_redacted_before_indexing(index: KnowledgeIndex, inputs: InputPipeline, tmp_path: Path) -> None:
     docs: list[tuple[str, str, dict[str, str]]] = [("contact", "Write to private.person@example.com for a refund of your card payment.", {})]
-    report = asyncio.run(index_documents(index, inputs, docs, "text", fake_embed))
+    report = asyncio.run(index_documents(index, inputs, docs, "text", fake_embed, 10))
     assert report.redactions == {"EMAIL_ADDRESS": 1}
     stored = b"".join(p.read_bytes() for p in (tmp_path / "rag").rglob("*") if p.is_file())
     assert b"private.person" not in stored and b"<EMAIL_ADDRESS>" in stored
@@ -95,3 +96,8 @@ def test_context_reaches_chat_instructions_only_when_there_is_some() -> None:
 def test_unit_mean() -> None:
     assert unit_mean(np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)) == pytest.approx([2**-0.5, 2**-0.5])
     assert unit_mean(np.array([[1.0, 0.0], [-1.0, 0.0]], dtype=np.float32)) is None
+
+
+def test_too_many_documents_in_one_call_is_413(index: KnowledgeIndex, inputs: InputPipeline) -> None:
+    with pytest.raises(InputTooLarge, match="2 documents in one request; the limit is 1"):
+        asyncio.run(index_documents(index, inputs, DOCS, "text", fake_embed, 1))

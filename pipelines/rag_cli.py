@@ -25,7 +25,7 @@ import numpy as np
 from models import ModelImportError
 from pipelines.errors import SummarizerError
 from pipelines.normalize import Format
-from pipelines.prepare import InputPipeline
+from pipelines.inprocess import input_pipeline, load_encoder
 from pipelines.rag import Document, KnowledgeIndex, KnowledgeIndexError, recorded_encoder
 from pipelines.settings import Settings
 
@@ -47,29 +47,6 @@ class CliError(Exception):
     """Printed as one line on stderr; exit status 2."""
 
 
-def load_encoder(settings: Settings) -> tuple[str, Encoder]:
-    """The encoder the service would load, by the same model-store lookup."""
-    import bentoml  # heavy imports only for `index`
-
-    from models.refs import resolve
-    from pipelines.engines import build_encoder
-
-    model = resolve(bentoml.models.BentoModel(settings.encoder_model))
-    return model.tag, build_encoder(settings, model.path)
-
-
-def _input_pipeline(settings: Settings) -> InputPipeline:
-    """Redaction as the service configures it, NER model included, so the CLI stores no more PII than it."""
-    ner_dir = None
-    if settings.redact_ner_model:
-        import bentoml
-
-        from models.refs import resolve
-
-        ner_dir = resolve(bentoml.models.BentoModel(settings.redact_ner_model)).path
-    return InputPipeline.from_settings(settings, ner_dir)
-
-
 def _files(folder: Path) -> list[tuple[str, Path]]:
     if not folder.is_dir():
         raise CliError(f"{folder} is not a folder; give the folder of documents to index")
@@ -87,7 +64,7 @@ def _files(folder: Path) -> list[tuple[str, Path]]:
 def _index(args: argparse.Namespace, settings: Settings, encoder_factory: EncoderFactory) -> int:
     started = time.perf_counter()
     files = _files(args.folder)
-    inputs = _input_pipeline(settings)
+    inputs = input_pipeline(settings)
     documents, skipped = [], 0
     for doc_id, path in files:
         fmt: Format = args.format or FORMATS[path.suffix.lower()]

@@ -63,6 +63,18 @@ class Settings(BaseSettings):
     rag_top_k: int = Field(5, gt=0, le=50)
     rag_max_documents_per_request: int = Field(64, gt=0)
 
+    # Batch route and durable jobs
+    batch_max_documents: int = Field(64, gt=0)
+    batch_max_body_bytes: int = Field(16_777_216, gt=0)
+    jobs_dir: Path = Path("jobs")
+    jobs_data_dir: Path | None = None
+    jobs_max_upload_bytes: int = Field(4_294_967_296, gt=0)
+    jobs_batch_documents: int = Field(32, gt=0)
+    jobs_concurrency: int = Field(2, gt=0)
+    jobs_max_attempts: int = Field(5, gt=0)
+    jobs_retry_backoff_s: float = Field(2.0, gt=0)
+    jobs_retry_backoff_max_s: float = Field(120.0, gt=0)
+
     # Limits
     max_input_chars: int = Field(100_000, gt=0)
     max_body_bytes: int = Field(1_048_576, gt=0)

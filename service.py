@@ -24,10 +24,14 @@ with bentoml.importing():
     from models.refs import resolve
     from pipelines.api import Citation, RagResponse, SummaryResponse, Timing
     from pipelines.asgi import BodySizeLimit, ConcurrencyLimit
+    from pipelines.batch import BatchDocument, BatchResult, DocumentPreparer, check_batch, summarize_documents, unavailable
     from pipelines.engine import ItemOutcome, SummaryItem, summarize_isolated
     from pipelines.engines import build_encoder, build_engine
     from pipelines.errors import Overloaded, SummarizerError
     from pipelines.gateway import call_model
+    from pipelines.jobs import JobStore, RetryPolicy
+    from pipelines.jobs_http import JobsBackend, build_app
+    from pipelines.jobs_runner import JobRunner, acquire_runner_lock
     from pipelines.prepare import InputPipeline, PreparedText
     from pipelines.rag import KnowledgeIndex, KnowledgeIndexError
     from pipelines.retrieval import Context, index_documents, retrieve
@@ -41,6 +45,8 @@ settings = get_settings()
 styles = StyleRegistry.load(settings.styles_file, settings.default_style)
 InputPipeline.check_settings(settings)
 log = logging.getLogger("summarizer")
+# BentoML sets the root logger to WARNING; job progress and resumption are INFO and worth seeing.
+log.setLevel(logging.INFO)
 
 
 @bentoml.service(
@@ -119,6 +125,12 @@ class DeleteInput(bentoml.IODescriptor):
     ids: list[str] = Field(min_length=1)
 
 
+class BatchInput(bentoml.IODescriptor):
+    model_config = _PRIVATE
+
+    documents: list[BatchDocument] = Field(min_length=1)
+
+
 class RagInput(bentoml.IODescriptor):
     model_config = _PRIVATE
 
@@ -129,13 +141,18 @@ class RagInput(bentoml.IODescriptor):
 
 def error_response(ctx: bentoml.Context, err: SummarizerError) -> JSONResponse:
     """The one place errors become HTTP. BentoML overwrites the status with ctx's, so set both."""
-    headers = {"Retry-After": str(err.retry_after_s)} if isinstance(err, Overloaded) else {}
+    headers = {"Retry-After": str(settings.retry_after_s)} if isinstance(err, Overloaded) else {}
     ctx.response.status_code = err.status_code
     for name, value in headers.items():
         ctx.response.headers[name] = value
     return JSONResponse(err.to_payload(), status_code=err.status_code, headers=headers)
 
 
+# GET routes and streamed bodies, which BentoML APIs lack; the live backend is the service's.
+jobs_app = build_app(lambda: bentoml.get_current_service().jobs)
+
+
+@bentoml.asgi_app(jobs_app, path="/")
 @bentoml.service(
     name="summarizer",
     # Admission control is ConcurrencyLimit below (429 with Retry-After and a JSON body).
@@ -152,6 +169,29 @@ class Summarizer:
         self.inputs = InputPipeline.from_settings(settings, ner_dir)
         self._index: KnowledgeIndex | None = None
         self._index_lock = asyncio.Lock()
+        self.preparer = DocumentPreparer(self.inputs, self.styles)
+        store = JobStore(settings.jobs_dir)
+        policy = RetryPolicy(settings.jobs_max_attempts, settings.jobs_retry_backoff_s, settings.jobs_retry_backoff_max_s)
+        self.runner = JobRunner(
+            store, self._summarize_documents, batch_documents=settings.jobs_batch_documents,
+            concurrency=settings.jobs_concurrency, policy=policy,
+        )  # fmt: skip
+        self.jobs = JobsBackend(store, self.styles, settings.jobs_data_dir, settings.jobs_max_upload_bytes, self.runner.wake)
+        self._runner_task: asyncio.Task[None] | None = None
+
+    @bentoml.on_startup
+    async def start_jobs(self) -> None:
+        """Resume unfinished jobs; only the worker holding the store's lock runs them."""
+        self._runner_lock = acquire_runner_lock(settings.jobs_dir)
+        if self._runner_lock is not None:
+            self._runner_task = asyncio.create_task(self.runner.run_forever())
+
+    @bentoml.on_shutdown
+    async def stop_jobs(self) -> None:
+        """Claimed documents are released; they are pending again for the next start."""
+        if self._runner_task is not None:
+            self._runner_task.cancel()
+            await asyncio.gather(self._runner_task, return_exceptions=True)
 
     async def _guarded(self, ctx: bentoml.Context, work: Awaitable[Any]) -> Any:
         """Run a route's work; every error becomes our JSON error response."""
@@ -173,6 +213,13 @@ class Summarizer:
             connection_errors=(aiohttp.ClientConnectionError, ConnectionError),
             retry_after_s=settings.retry_after_s,
         )
+
+    async def _summarize_items(self, items: list[SummaryItem]) -> list[ItemOutcome]:
+        outcomes: list[ItemOutcome] = await self._call(lambda: self.model.to_async.summarize(items))
+        return outcomes
+
+    async def _summarize_documents(self, docs: list[BatchDocument], default_style: str | None) -> list[BatchResult]:
+        return await summarize_documents(self.preparer, docs, self._summarize_items, default_style)
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
         vectors = await self._call(lambda: self.model.to_async.embed(texts))
@@ -229,6 +276,26 @@ class Summarizer:
         async def work() -> dict[str, Any]:
             prepared, style, outcome, timing, _ = await self._summarize(ctx, text, format)
             return SummaryResponse.build(text, prepared, style.name, outcome, outcome.unwrap(), timing).model_dump()
+
+        return await self._guarded(ctx, work())
+
+    @bentoml.api(route="/batch", input_spec=BatchInput)
+    async def batch(self, ctx: bentoml.Context, documents: list[BatchDocument]) -> Any:
+        """Summarize up to SUMMARIZER_BATCH_MAX_DOCUMENTS documents; one result each, in order.
+
+        A document's own problem (unknown style, empty, too large, the model failed on it) is its
+        result's `error`; it never fails the others. For whole corpora, submit a job (/jobs).
+        """
+
+        async def work() -> dict[str, Any]:
+            check_batch(documents, settings.batch_max_documents)
+            header = ctx.request.headers.get(STYLE_HEADER)
+            default = self.styles.resolve(header).name if header else None  # a bad header fails the call
+            results = await self._summarize_documents(documents, default)
+            error = unavailable(results)
+            if error is not None:
+                raise error
+            return {"results": [r.model_dump(exclude_none=True) for r in results]}
 
         return await self._guarded(ctx, work())
 
@@ -297,7 +364,11 @@ class Summarizer:
 
 
 # The decorator turns the class into a bentoml.Service; mypy still sees the plain class.
-Summarizer.add_asgi_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)  # type: ignore[attr-defined]
+Summarizer.add_asgi_middleware(  # type: ignore[attr-defined]
+    BodySizeLimit,
+    max_body_bytes=settings.max_body_bytes,
+    limits={"/batch": settings.batch_max_body_bytes, "/jobs": settings.jobs_max_upload_bytes},
+)
 Summarizer.add_asgi_middleware(  # type: ignore[attr-defined]
     ConcurrencyLimit, max_in_flight=settings.max_concurrency, retry_after_s=settings.retry_after_s
 )

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Awaitable, Callable, MutableMapping
+from typing import Any, Awaitable, Callable, Mapping, MutableMapping
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,17 +36,27 @@ async def send_error(send: Send, status: int, kind: str, message: str, headers: 
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    """`max_body_bytes` for every route, except the path prefixes in `limits` (batches, job uploads)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, limits: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.limits = dict(limits or {})
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.limits.items():
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return limit
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope["path"])
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(send, limit)
             return
         seen = 0
         exceeded = started = False
@@ -56,7 +66,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body_bytes:
+                if seen > limit:
                     exceeded = True
                     raise BodyTooLarge()
             return message
@@ -73,10 +83,10 @@ class BodySizeLimit:
         except BodyTooLarge:
             pass
         if exceeded and not started:
-            await self._reject(send)
+            await self._reject(send, limit)
 
-    async def _reject(self, send: Send) -> None:
-        message = f"request body is larger than the {self.max_body_bytes} byte limit"
+    async def _reject(self, send: Send, limit: int) -> None:
+        message = f"request body is larger than the {limit} byte limit"
         await send_error(send, 413, "InputTooLarge", message)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipelines.engine import ItemOutcome, SummaryItem
-from pipelines.errors import BadInput, NotReady, Overloaded, SummarizerError, UpstreamTimeout, from_payload
+from pipelines.errors import BadInput, InputTooLarge, NotReady, Overloaded, SummarizerError, UpstreamTimeout, from_payload
 from pipelines.prepare import InputPipeline, PreparedText
 from pipelines.styles import Style, StyleRegistry
 
@@ -77,6 +78,27 @@ class BatchResult(BaseModel):
 
     def to_line(self) -> str:
         return self.model_dump_json(exclude_none=True)
+
+
+def check_batch(docs: Sequence[BatchDocument], max_documents: int) -> None:
+    """Whole-request checks of a `/batch` call: its size, and ids unique so results can be matched."""
+    if len(docs) > max_documents:
+        raise InputTooLarge(
+            f"{len(docs)} documents in one request; the limit is {max_documents} (SUMMARIZER_BATCH_MAX_DOCUMENTS); "
+            "split the batch, or submit a job (POST /jobs) for large corpora"
+        )
+    counts = Counter(d.id for d in docs)
+    duplicates = sorted(doc_id for doc_id, n in counts.items() if n > 1)
+    if duplicates:
+        raise BadInput(f"document ids must be unique in a request; repeated: {', '.join(map(repr, duplicates[:10]))}")
+
+
+def unavailable(results: Sequence[BatchResult]) -> SummarizerError | None:
+    """The error to answer a whole request with when not one document got through for a transient
+    reason (overload, restart, timeout): the client should retry the call, not read 64 errors."""
+    if results and all(r.transient for r in results) and results[0].error is not None:
+        return from_payload(results[0].error.type, results[0].error.message)
+    return None
 
 
 class InvalidLine(BadInput):

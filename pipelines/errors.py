@@ -7,6 +7,8 @@
     ├── rag_types.KnowledgeIndexError (503)  built with another encoder, or damaged
     │   ├── rag_types.IndexMismatch
     │   └── rag_types.IndexCorrupt
+    ├── NotFound (404)           no such job (or other named resource)
+    ├── Conflict (409)           the resource is not in a state that allows this (cancel a finished job)
     ├── InputTooLarge (413)      text or body over the configured limit
     ├── Overloaded (429)         shed at once, with Retry-After, instead of queueing
     ├── NotReady (503)           the model service is not up (yet)
@@ -46,6 +48,16 @@ class UnknownStyle(BadInput):
         self.valid = sorted(valid)
 
 
+class NotFound(SummarizerError):
+    status_code = 404
+    public_message = None
+
+
+class Conflict(SummarizerError):
+    status_code = 409
+    public_message = None
+
+
 class InputTooLarge(SummarizerError):
     status_code = 413
     public_message = None
@@ -78,7 +90,7 @@ class ConfigError(SummarizerError):
 
 _BY_NAME: dict[str, type[SummarizerError]] = {
     cls.__name__: cls
-    for cls in (SummarizerError, BadInput, UnknownStyle, InputTooLarge, Overloaded, NotReady, UpstreamTimeout, ModelError)
+    for cls in (SummarizerError, BadInput, UnknownStyle, NotFound, Conflict, InputTooLarge, Overloaded, NotReady, UpstreamTimeout, ModelError)
 }
 
 

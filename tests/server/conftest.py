@@ -24,9 +24,15 @@ READY_TIMEOUT_S = 180.0
 class Server:
     url: str
     log: Path
+    proc: subprocess.Popen[bytes]
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL the whole process tree (entry and model workers): a crash, not a shutdown."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
 
 
 StartServer = Callable[..., Server]
@@ -68,6 +74,8 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServ
     def start(bentoml_home: Path, **settings: str) -> Server:
         port = free_port()
         env = base_env(bentoml_home)
+        # Each server gets its own job store unless a test shares one (a restart).
+        settings.setdefault("jobs_dir", str(tmp_path_factory.mktemp("jobs")))
         env.update({f"SUMMARIZER_{k.upper()}": v for k, v in settings.items()})
         log = tmp_path_factory.mktemp("serve") / "serve.log"
         with log.open("wb") as out:
@@ -76,7 +84,7 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServ
                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         procs.append(proc)
-        server = Server(url=f"http://127.0.0.1:{port}", log=log)
+        server = Server(url=f"http://127.0.0.1:{port}", log=log, proc=proc)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if proc.poll() is not None:

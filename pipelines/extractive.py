@@ -34,6 +34,13 @@ def preprocess(text: str, params: ExtractiveParams) -> Prepared:
     return Prepared(sentences, candidates or list(range(len(sentences))))
 
 
+def fits_whole(p: Prepared, params: ExtractiveParams) -> bool:
+    """Every candidate fits the budget, so selection would keep them all, whatever the scores:
+    short documents (tickets, chat turns) then need no encoder pass at all."""
+    lengths = [word_count(p.sentences[i]) for i in p.candidates]
+    return len(lengths) <= params.max_sentences and sum(lengths) <= params.max_words
+
+
 def _minmax(values: np.ndarray) -> np.ndarray:
     span = float(values.max() - values.min()) if values.size else 0.0
     if span <= 1e-9:
@@ -103,9 +110,14 @@ class ExtractiveEngine:
         prepared: dict[int, Prepared] = {}
         for index, item in enumerate(items):
             try:
-                prepared[index] = preprocess(item.text, item.style.extractive)
+                p = preprocess(item.text, item.style.extractive)
             except SummarizerError as exc:
                 outcomes[index] = exc
+                continue
+            if fits_whole(p, item.style.extractive):
+                outcomes[index] = _result(p, list(range(len(p.candidates))), item.style.extractive)
+            else:
+                prepared[index] = p
         for index, embeddings in self._forward(prepared).items():
             try:
                 outcomes[index] = self._postprocess(items[index], prepared[index], embeddings)
@@ -142,10 +154,12 @@ class ExtractiveEngine:
         candidates = [p.sentences[i] for i in p.candidates]
         query = np.asarray(item.query, dtype=np.float32) if item.query is not None else None
         scores = relevance(embeddings, p.candidates, params, query)
-        picked = select(candidates, embeddings, scores, params)
-        summary = " ".join(_clip_words(candidates[i], params.max_words) for i in picked)
-        return SummaryResult(
-            summary=summary,
-            input_words=sum(word_count(s) for s in p.sentences),
-            summary_words=word_count(summary),
-        )
+        return _result(p, select(candidates, embeddings, scores, params), params)
+
+
+def _result(p: Prepared, picked: Sequence[int], params: ExtractiveParams) -> SummaryResult:
+    """The summary of `picked` (indices into the candidates), in document order."""
+    summary = " ".join(_clip_words(p.sentences[p.candidates[i]], params.max_words) for i in picked)
+    return SummaryResult(
+        summary=summary, input_words=sum(word_count(s) for s in p.sentences), summary_words=word_count(summary)
+    )

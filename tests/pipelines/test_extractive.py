@@ -129,9 +129,33 @@ def test_failing_forward_fails_only_the_item_that_breaks_it(
     monkeypatch.setattr(engine.encoder, "encode", fragile_encode)
     items = [
         SummaryItem(text=NEWS, style=STYLES.get("news")),
-        SummaryItem(text="This POISON sentence breaks the encoder. And another one here.", style=STYLES.get("news")),
+        SummaryItem(text=NEWS + " This POISON sentence breaks the encoder.", style=STYLES.get("news")),
         SummaryItem(text=LEGAL, style=STYLES.get("legal")),
     ]
     good, poisoned, other = engine.summarize(items)
     assert isinstance(good, SummaryResult) and isinstance(other, SummaryResult)
     assert isinstance(poisoned, ModelError) and "POISON" not in poisoned.message
+
+
+def test_a_document_within_the_budget_is_kept_whole_without_the_encoder(
+    engine: ExtractiveEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short = "The council met on Monday. It approved the budget. The vote was close."
+    params = STYLES.get("news").extractive
+    embeddings = engine.encoder.encode(split_sentences(short))
+    # What selection would pick with real scores: every sentence, since all of them fit.
+    assert select(split_sentences(short), embeddings, np.ones(3, dtype=np.float32), params) == [0, 1, 2]
+
+    calls: list[int] = []
+    real_encode = engine.encoder.encode
+
+    def counting_encode(texts: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        return real_encode(texts)
+
+    monkeypatch.setattr(engine.encoder, "encode", counting_encode)
+    result = summarize(engine, short, "news")
+    assert result.summary == short and result.summary_words == result.input_words == 13
+    assert calls == []
+    summarize(engine, NEWS, "news")
+    assert calls, "a document over the budget must be scored"

@@ -128,6 +128,8 @@ class ExtractiveEngine:
     def _forward(self, prepared: dict[int, Prepared]) -> dict[int, np.ndarray | SummarizerError]:
         """One encoder run for the whole batch; if it fails, per item, so one bad item stays alone."""
         texts = [p.sentences[i] for p in prepared.values() for i in p.candidates]
+        if not texts:
+            return {}
         try:
             flat = self.encoder.encode(texts)
         except Exception:

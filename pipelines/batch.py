@@ -18,10 +18,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipelines.engine import ItemOutcome, SummaryItem
-from pipelines.errors import BadInput, InputTooLarge, NotReady, Overloaded, SummarizerError, UpstreamTimeout, from_payload
+from pipelines.batching import BatchContractError, check_outputs
+from pipelines.errors import BadInput, InputTooLarge, ModelError, NotReady, Overloaded, SummarizerError, UpstreamTimeout, from_payload
 from pipelines.prepare import InputPipeline, PreparedText
 from pipelines.styles import Style, StyleRegistry
 
@@ -44,6 +45,16 @@ class BatchDocument(BaseModel):
     style: str | None = None  # else the request's X-Summary-Style header, else the default
     format: Literal["auto", "text", "html"] = "auto"
     metadata: dict[str, Any] | None = None  # echoed in the result, never read
+
+    @field_validator("metadata")
+    @classmethod
+    def _serializable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Metadata is written back out; a lone surrogate would fail then, for the whole batch."""
+        try:
+            json.dumps(value, ensure_ascii=False).encode()
+        except (TypeError, ValueError, UnicodeEncodeError):
+            raise ValueError("metadata must be JSON of valid Unicode text") from None
+        return value
 
 
 class ErrorBody(BaseModel):
@@ -116,6 +127,8 @@ def parse_line(raw: str | bytes, line: int) -> BatchDocument:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidLine(line, f"not valid JSON ({type(exc).__name__} at column {getattr(exc, 'colno', '?')})") from None
+    except RecursionError:
+        raise InvalidLine(line, "not valid JSON (nested too deeply)") from None
     if not isinstance(data, dict):
         raise InvalidLine(line, f"must be a JSON object with id and text, got {type(data).__name__}")
     try:
@@ -189,9 +202,11 @@ def assemble(
 async def _call_chunk(summarize: Summarize, items: list[SummaryItem]) -> list[ItemOutcome | SummarizerError]:
     """One model call; a failure of the call itself (overload, timeout) becomes each item's error."""
     try:
-        outcomes = await summarize(items)
+        outcomes = check_outputs(items, await summarize(items), "model service")
     except SummarizerError as err:
         return [err] * len(items)
+    except BatchContractError:  # one outcome per item, or none can be trusted to be the right one
+        return [ModelError()] * len(items)
     return [ItemOutcome.model_validate(o) for o in outcomes]
 
 

@@ -69,6 +69,8 @@ def resolve_data_path(data_dir: Path | None, given: object) -> Path:
         raise BadInput("submitting by path is disabled; set SUMMARIZER_JOBS_DATA_DIR, or upload the JSONL as the body")
     if not isinstance(given, str) or not given.strip():
         raise BadInput('send {"path": "file.jsonl"} with a path relative to the data directory, or upload the JSONL')
+    if "\x00" in given:
+        raise BadInput("path must not contain NUL characters")
     root = data_dir.resolve()
     path = (root / given).resolve()
     if not path.is_relative_to(root):
@@ -104,9 +106,11 @@ async def submit(request: Request, jobs: JobsBackend) -> Response:
     default_style = jobs.styles.resolve(style_name).name if style_name else None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
-        raw = await request.body()
-        if len(raw) > JSON_BODY_LIMIT:
-            raise InputTooLarge("a JSON submission only names a file; upload JSONL with Content-Type application/x-ndjson")
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > JSON_BODY_LIMIT:
+                raise InputTooLarge("a JSON submission only names a file; upload JSONL with Content-Type application/x-ndjson")
         try:
             body = json.loads(raw)
         except json.JSONDecodeError:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from pipelines.batch import BatchDocument, BatchResult, InvalidLine
-from pipelines.errors import NotReady
+from pipelines.errors import BadInput, NotReady
 from pipelines.jobs import Claimed, Job, JobStore, RetryPolicy, read_documents
 
 log = logging.getLogger("summarizer.jobs")
@@ -115,7 +115,12 @@ class JobRunner:
                 if time.monotonic() - last_log >= PROGRESS_LOG_S:
                     last_log = time.monotonic()
                     await self._log_progress(job.id)
-            log.info("job %s: stopped (%s); finishing %d batches in flight", job.id, "cancelled", len(in_flight))
+            log.info("job %s: cancelled; finishing %d batches in flight", job.id, len(in_flight))
+        except asyncio.CancelledError:
+            # The server is stopping: abandon the batches in flight (each releases its claims).
+            for task in in_flight:
+                task.cancel()
+            raise
         finally:
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)
@@ -151,13 +156,13 @@ class JobRunner:
                 self.store.release(job.id, claimed)
 
 
-def _read(path: Path, claimed: list[Claimed]) -> list[BatchDocument | InvalidLine]:
+def _read(path: Path, claimed: list[Claimed]) -> list[BatchDocument | BadInput]:
     with path.open("rb") as f:
         docs = read_documents(f, claimed)
     return [
-        InvalidLine(c.line, f"the input file changed: expected id {c.doc_id!r} on this line")
+        BadInput(f"line {c.line}: the input file changed: expected id {c.doc_id!r} on this line")
         if isinstance(d, BatchDocument) and d.id != c.doc_id
-        else d
+        else BadInput(d.message) if isinstance(d, InvalidLine) else d
         for c, d in zip(claimed, docs, strict=True)
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -27,7 +28,7 @@ def server(start_server: StartServer, bentoml_home: Path) -> Server:
     )
 
 
-def post(server: Server, documents: list[dict[str, object]], style: str | None = None) -> httpx.Response:
+def post(server: Server, documents: Sequence[Mapping[str, object]], style: str | None = None) -> httpx.Response:
     headers = {"X-Summary-Style": style} if style else {}
     return httpx.post(f"{server.url}/batch", json={"documents": documents}, headers=headers, timeout=120)
 

@@ -27,7 +27,7 @@ with bentoml.importing():
     from pipelines.batch import BatchDocument, BatchResult, DocumentPreparer, check_batch, summarize_documents, unavailable
     from pipelines.engine import ItemOutcome, SummaryItem, summarize_isolated
     from pipelines.engines import build_encoder, build_engine
-    from pipelines.errors import Overloaded, SummarizerError
+    from pipelines.errors import NotReady, Overloaded, SummarizerError
     from pipelines.gateway import call_model
     from pipelines.jobs import JobStore, RetryPolicy
     from pipelines.jobs_http import JobsBackend, build_app
@@ -141,7 +141,7 @@ class RagInput(bentoml.IODescriptor):
 
 def error_response(ctx: bentoml.Context, err: SummarizerError) -> JSONResponse:
     """The one place errors become HTTP. BentoML overwrites the status with ctx's, so set both."""
-    headers = {"Retry-After": str(settings.retry_after_s)} if isinstance(err, Overloaded) else {}
+    headers = {"Retry-After": str(settings.retry_after_s)} if isinstance(err, (Overloaded, NotReady)) else {}
     ctx.response.status_code = err.status_code
     for name, value in headers.items():
         ctx.response.headers[name] = value

@@ -16,15 +16,17 @@ import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipelines.engine import ItemOutcome, SummaryItem
 from pipelines.batching import BatchContractError, check_outputs
 from pipelines.errors import BadInput, InputTooLarge, ModelError, NotReady, Overloaded, SummarizerError, UpstreamTimeout, from_payload
-from pipelines.prepare import InputPipeline, PreparedText
 from pipelines.styles import Style, StyleRegistry
+
+if TYPE_CHECKING:  # presidio and spaCy take seconds to import; the CLI's --url mode never needs them
+    from pipelines.prepare import InputPipeline, PreparedText
 
 Summarize = Callable[[list[SummaryItem]], Awaitable[list[ItemOutcome]]]
 # Small chunks let the model start on the first documents while the rest are still being

@@ -31,268 +31,39 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
-import fcntl
 import itertools
-import json
 import os
 import random
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol, TypeVar
+from typing import Any
 
 import httpx
-from pydantic import ValidationError
 from tqdm import tqdm
 
-from models import ModelImportError
-from pipelines.batch import BatchDocument, BatchResult, ErrorBody, InvalidLine, parse_line
-from pipelines.errors import NotReady, SummarizerError, UpstreamTimeout
-from pipelines.settings import Settings, get_settings
-from pipelines.styles import STYLE_HEADER, StyleRegistry
+from pipelines.batch import BatchDocument, BatchResult, InvalidLine, parse_line
+from pipelines.batch_backends import (
+    Backend,
+    BodyTooLarge,
+    CliError,
+    HttpBackend,
+    LocalBackend,
+    PipelineFactory,
+    RequestFailed,
+)
+from pipelines.batch_output import ResultWriter, open_output
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 TOKEN_ENV = "SUMMARIZER_TOKEN"
-FSYNC_INTERVAL_S = 5.0  # a power cut loses at most this much work; a crash or kill loses none
 GRACE_S = 5.0  # after Ctrl-C, how long in-flight batches may finish and be written
 BACKOFF_S = 1.0  # first retry delay; doubles per attempt, with jitter so workers spread out
 BACKOFF_MAX_S = 60.0
-# Statuses for a whole request that say "later", not "never". Other 5xx (a crashed worker) too.
-TRANSIENT_STATUSES = frozenset({408, 429, 502, 503, 504})
 
-T = TypeVar("T")
 Batch = list[tuple[int, BatchDocument]]  # (input line number, document)
-
-
-class CliError(Exception):
-    """Printed as one line on stderr; exit status 2."""
-
-
-class RequestFailed(Exception):
-    """A whole request failed in a way worth retrying; `error` is what its documents get if it keeps failing."""
-
-    def __init__(self, error: ErrorBody, retry_after_s: float | None = None) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.retry_after_s = retry_after_s
-
-
-class BodyTooLarge(Exception):
-    """413 for the whole request: too many bytes in one batch. Halving it is the fix, not waiting."""
-
-    def __init__(self, error: ErrorBody) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-class Backend(Protocol):
-    max_in_flight: int
-
-    async def send(self, docs: list[BatchDocument]) -> list[BatchResult]:
-        """One result per document, in order; RequestFailed, BodyTooLarge or CliError for the whole batch."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
-class Pipeline(Protocol):
-    def run(self, docs: Sequence[BatchDocument], default_style: str | None = None) -> list[BatchResult]: ...
-
-
-PipelineFactory = Callable[[Settings], Pipeline]
-
-
-def _error(err: SummarizerError) -> ErrorBody:
-    return ErrorBody.model_validate(err.to_payload()["error"])
-
-
-def _message(exc: Exception) -> str:
-    return exc.message if isinstance(exc, SummarizerError) else str(exc)
-
-
-async def _in_daemon_thread(fn: Callable[..., T], *args: Any) -> T:
-    """Run blocking model work off the event loop in a daemon thread. A thread cannot be stopped:
-    after Ctrl-C and the grace period an unfinished batch must not keep the process from exiting,
-    and asyncio.to_thread's pool threads are joined at exit."""
-    result: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-    def work() -> None:
-        if result.set_running_or_notify_cancel():
-            try:
-                result.set_result(fn(*args))
-            except BaseException as exc:  # handed to the awaiting task as is
-                result.set_exception(exc)
-
-    threading.Thread(target=work, name="summarize-batch", daemon=True).start()
-    return await asyncio.wrap_future(result)
-
-
-class LocalBackend:
-    """The whole service in this process (`LocalPipeline`), one batch at a time: its model and
-    tokenizers are not shared between threads. Loaded on the first batch, so a rerun over a
-    finished output loads nothing."""
-
-    max_in_flight = 1
-
-    def __init__(self, style: str | None, factory: PipelineFactory | None = None) -> None:
-        try:
-            self.settings = get_settings()
-            if style:  # a bad --style is a usage error, not 100k error lines; styles load without the model
-                StyleRegistry.load(self.settings.styles_file, self.settings.default_style).resolve(style)
-        except (ValueError, SummarizerError) as exc:  # pydantic's ValidationError is a ValueError
-            raise CliError(_message(exc)) from None
-        self.style = style
-        self.factory = factory
-        self.pipeline: Pipeline | None = None
-
-    def _load(self) -> Pipeline:
-        if self.factory is not None:
-            return self.factory(self.settings)
-        from pipelines.inprocess import LocalPipeline  # torch and the NER stack: only when needed
-
-        return LocalPipeline(self.settings)
-
-    async def send(self, docs: list[BatchDocument]) -> list[BatchResult]:
-        if self.pipeline is None:
-            try:
-                self.pipeline = await _in_daemon_thread(self._load)
-            except (ModelImportError, SummarizerError) as exc:
-                raise CliError(_message(exc)) from None
-        try:
-            return await _in_daemon_thread(self.pipeline.run, docs, self.style)
-        except SummarizerError as err:  # whole-batch failure: each document's error, retried if transient
-            raise RequestFailed(_error(err)) from None
-
-    async def aclose(self) -> None:
-        pass
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "")))
-    except ValueError:  # absent, or an HTTP date (our server sends seconds): plain backoff
-        return None
-
-
-def _error_of(response: httpx.Response) -> ErrorBody:
-    """The server's JSON error, or one made from the status when something else answered (a proxy)."""
-    try:
-        return ErrorBody.model_validate(response.json()["error"])
-    except (ValueError, KeyError, TypeError):  # not JSON, or not ours (pydantic's ValidationError is a ValueError)
-        return ErrorBody(type="HTTPError", message=f"HTTP {response.status_code} {response.reason_phrase}",
-                         status=response.status_code)  # fmt: skip
-
-
-class HttpBackend:
-    """A running server's POST /batch, with the default style and token as headers."""
-
-    def __init__(
-        self, url: str, style: str | None, token: str | None, concurrency: int, timeout_s: float,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:  # fmt: skip
-        headers = {STYLE_HEADER: style} if style else {}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self.url = url.rstrip("/") + "/batch"
-        self.timeout_s = timeout_s
-        self.max_in_flight = concurrency
-        self.client = httpx.AsyncClient(
-            headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0), transport=transport,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        )  # fmt: skip
-
-    async def send(self, docs: list[BatchDocument]) -> list[BatchResult]:
-        body = {"documents": [doc.model_dump(exclude_none=True) for doc in docs]}
-        try:
-            response = await self.client.post(self.url, json=body)
-        except httpx.TimeoutException:
-            raise RequestFailed(_error(UpstreamTimeout(f"no answer from {self.url} within {self.timeout_s:g} s"))) from None
-        except httpx.TransportError as exc:  # refused, reset, DNS: the server is down or restarting
-            raise RequestFailed(_error(NotReady(f"could not reach {self.url}: {type(exc).__name__}"))) from None
-        if response.status_code == 200:
-            return self._results(response, docs)
-        error = _error_of(response)
-        if response.status_code == 413:
-            raise BodyTooLarge(error)
-        if response.status_code in TRANSIENT_STATUSES or response.status_code >= 500:
-            raise RequestFailed(error, _retry_after(response))
-        # 400 (batch too big for the server, bad header style), 401/403, 404 (no /batch there):
-        # every later request would get the same answer.
-        raise CliError(f"{self.url} refused the request: {response.status_code} {error.type}: {error.message}")
-
-    def _results(self, response: httpx.Response, docs: list[BatchDocument]) -> list[BatchResult]:
-        try:
-            results = [BatchResult.model_validate(r) for r in response.json()["results"]]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CliError(f"{self.url} answered 200 without a results list ({type(exc).__name__})") from None
-        if [r.id for r in results] != [d.id for d in docs]:
-            raise CliError(f"{self.url} answered {len(results)} results that do not match the {len(docs)} documents sent")
-        return results
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
-
-
-@dataclass
-class Resumed:
-    """What an earlier run left in the output file."""
-
-    done: set[str] = field(default_factory=set)
-    summarized: int = 0
-    failed: int = 0
-
-
-def _resume(path: Path, out: IO[bytes]) -> Resumed:
-    """Collect the ids an earlier run finished; a crash can leave half a line at the end: cut it off.
-    Lines that ended as a transient error are dropped, so their documents are tried again: a server
-    that was down for a while must not fail them for good."""
-    resumed, complete_bytes, transient = Resumed(), 0, 0
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, 1):
-            if not raw.endswith(b"\n"):
-                break
-            try:
-                result = BatchResult.model_validate_json(raw)
-            except ValidationError:
-                raise CliError(
-                    f"{path}: line {number} is not a result line; fix or remove it, or start over with --restart"
-                ) from None
-            complete_bytes += len(raw)
-            if result.transient:
-                transient += 1
-                continue
-            resumed.done.add(result.id)
-            resumed.summarized += result.error is None
-            resumed.failed += result.error is not None
-    if transient:
-        _rewrite_without_transient(path, out)
-        print(f"{path}: retrying {transient} documents that failed transiently last time", file=sys.stderr)
-    elif (size := path.stat().st_size) > complete_bytes:
-        out.truncate(complete_bytes)
-        print(f"{path}: cut off a partial last line ({size - complete_bytes} bytes) left by an interrupted run", file=sys.stderr)
-    return resumed
-
-
-def _rewrite_without_transient(path: Path, out: IO[bytes]) -> None:
-    """Keep the final lines (and no partial one) via a copy: 100k results need not fit in memory.
-    A crash while copying back loses lines, never duplicates them; their documents are redone."""
-    tmp = path.with_name(f".{path.name}.resume")
-    with path.open("rb") as src, tmp.open("wb") as dst:
-        for raw in src:
-            if raw.endswith(b"\n") and not BatchResult.model_validate_json(raw).transient:
-                dst.write(raw)
-    out.truncate(0)
-    with tmp.open("rb") as src:
-        while chunk := src.read(1 << 20):
-            out.write(chunk)
-    out.flush()
-    os.fsync(out.fileno())
-    tmp.unlink()
 
 
 def _count_lines(path: Path) -> int:
@@ -326,33 +97,6 @@ def _batches(items: Iterable[tuple[int, BatchDocument]], size: int) -> Iterator[
     iterator = iter(items)
     while batch := list(itertools.islice(iterator, size)):
         yield batch
-
-
-class ResultWriter:
-    """Appends result lines, flushed per batch (a crash or kill loses nothing written), fsynced every
-    few seconds and at the end (a power cut loses at most a few seconds)."""
-
-    def __init__(self, out: IO[bytes], progress: tqdm) -> None:
-        self.out = out
-        self.progress = progress
-        self.synced_at = time.monotonic()
-        self.summarized = 0
-        self.failed = 0
-
-    def write(self, lines: list[BatchResult]) -> None:
-        self.out.write("".join(result.to_line() + "\n" for result in lines).encode())
-        self.out.flush()
-        if time.monotonic() - self.synced_at > FSYNC_INTERVAL_S:
-            self.sync()
-        failed = sum(result.error is not None for result in lines)
-        self.failed += failed
-        self.summarized += len(lines) - failed
-        self.progress.update(len(lines))
-
-    def sync(self) -> None:
-        self.out.flush()
-        os.fsync(self.out.fileno())
-        self.synced_at = time.monotonic()
 
 
 class Run:
@@ -462,27 +206,6 @@ class Run:
             task.result()  # re-raises a CliError (server refused, model missing)
 
 
-def _open_output(path: Path, restart: bool) -> tuple[IO[bytes], Resumed]:
-    """The output, locked against a second run on the same file, after resume bookkeeping."""
-    try:
-        out = path.open("ab")
-    except OSError as exc:
-        raise CliError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        fcntl.flock(out.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        out.close()
-        raise CliError(f"{path} is being written by another summarize-batch run") from None
-    try:
-        if restart:
-            out.truncate(0)
-            return out, Resumed()
-        return out, _resume(path, out)
-    except BaseException:
-        out.close()
-        raise
-
-
 @dataclass
 class Totals:
     """The outcome counts for the summary line and the exit status."""
@@ -498,7 +221,7 @@ class Totals:
 def _summarize_file(args: argparse.Namespace, backend: Backend) -> tuple[Totals, bool]:
     """The run itself: resume, stream the input through the backend, write results. (totals, interrupted)."""
     started = time.perf_counter()
-    out, resumed = _open_output(args.output, args.restart)
+    out, resumed = open_output(args.output, args.restart)
     try:
         total = _count_lines(args.input)
         with tqdm(total=total, initial=len(resumed.done), unit="doc", file=sys.stderr, dynamic_ncols=True,

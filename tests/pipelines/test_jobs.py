@@ -71,7 +71,7 @@ def rows(store: JobStore, sql: str, *args: object) -> list[tuple[object, ...]]:
 
 
 def results(store: JobStore, job_id: str) -> list[dict[str, object]]:
-    return [json.loads(r) for r in store.results(job_id)]
+    return [json.loads(r) for r in "".join(store.results(job_id)).splitlines()]
 
 
 # -- ingest ------------------------------------------------------------------------------------
@@ -95,7 +95,7 @@ def test_ingest_counts_good_lines_and_records_each_invalid_line_with_its_reason(
 
     assert (job.id, job.status, job.total, job.invalid, job.default_style) == (job_id, "queued", 3, 4, "casual")
     assert job.input_size == path.stat().st_size and job.input_path == path
-    invalid = [json.loads(x) for x in store.invalid_lines(job_id)]
+    invalid = [json.loads(x) for x in "".join(store.invalid_lines(job_id)).splitlines()]
     assert [x["line"] for x in invalid] == [3, 4, 5, 8]
     reasons = [x["error"] for x in invalid]
     assert "not valid JSON" in reasons[0]

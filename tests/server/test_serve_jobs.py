@@ -16,6 +16,7 @@ from tests.server.conftest import Server, StartServer
 
 pytestmark = pytest.mark.server
 DOCUMENTS = 2_000
+UPLOADED_DOCUMENTS = 3_000  # "a job of a few thousand small documents"
 IN_FLIGHT = 2 * 32  # jobs_concurrency x jobs_batch_documents, the defaults
 UPLOAD_LIMIT = 2_000_000
 JOB_TIMEOUT_S = 600.0
@@ -91,7 +92,7 @@ def server(start_server: StartServer, bentoml_home: Path, data_dir: Path) -> Ser
 
 
 def test_an_uploaded_job_runs_to_completion_with_progress(server: Server, tmp_path: Path) -> None:
-    docs = corpus(DOCUMENTS, seed=1)
+    docs = corpus(UPLOADED_DOCUMENTS, seed=1)
     bad = {5: "{not json", 100: json.dumps({"id": "no-text"}), 1500: json.dumps({"id": docs[0]["id"], "text": "again"})}
     path = write_jsonl(tmp_path / "in.jsonl", docs, bad)
     response = httpx.post(
@@ -101,17 +102,17 @@ def test_an_uploaded_job_runs_to_completion_with_progress(server: Server, tmp_pa
     assert response.status_code == 201, response.text
     submitted = response.json()
     assert response.headers["location"] == f"/jobs/{submitted['id']}"
-    assert (submitted["total"], submitted["invalid_lines"]) == (DOCUMENTS, 3)
+    assert (submitted["total"], submitted["invalid_lines"]) == (UPLOADED_DOCUMENTS, 3)
     assert [(i["line"], i["error"].split(" ")[0]) for i in submitted["invalid"]] == [
         (5, "not"), (100, "text:"), (1500, "duplicate")
     ]  # fmt: skip
 
-    running = wait_for(server, submitted["id"], done=DOCUMENTS // 4)
+    running = wait_for(server, submitted["id"], done=UPLOADED_DOCUMENTS // 4)
     if running["status"] == "running":
         assert running["rate_docs_per_s"] > 0
         assert running["eta_s"] is not None and running["eta_s"] > 0
     final = wait_for(server, submitted["id"], statuses=("completed",))
-    assert (final["done"], final["failed"], final["pending"], final["percent"]) == (DOCUMENTS, 0, 0, 100.0)
+    assert (final["done"], final["failed"], final["pending"], final["percent"]) == (UPLOADED_DOCUMENTS, 0, 0, 100.0)
 
     lines = results(server, submitted["id"])
     assert_one_line_per_id(lines, docs)

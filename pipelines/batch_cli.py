@@ -1,7 +1,7 @@
 """`summarize-batch`: summarize a JSONL file of documents into a JSONL file of results, resumably.
 
     summarize-batch input.jsonl -o results.jsonl [--url URL] [--style STYLE] [--concurrency N]
-                    [--batch-size N] [--token TOKEN] [--max-attempts N] [--timeout S] [--restart] [--quiet]
+                    [--batch-size N] [--token-file F | --token T] [--max-attempts N] [--timeout S] [--restart] [--quiet]
     python -m pipelines.batch_cli ...            (the same)
 
 Input: one document a line, {"id", "text", "style"?, "format"?: auto|text|html, "metadata"?}. A bad
@@ -12,7 +12,7 @@ with `line`, the input line number, and either `summary` or `error` {type, messa
 With --url the documents go to a running server's POST /batch, --concurrency requests of
 --batch-size documents at a time; overload, restarts, timeouts and dropped connections are retried
 with exponential backoff (honoring Retry-After) up to --max-attempts, then written as error lines.
---token (default: SUMMARIZER_TOKEN) is sent as a bearer token. Without --url the models are loaded
+--token-file (or --token) is sent as a bearer token. Without --url the models are loaded
 in this process from the BentoML model store, as the server loads them (SUMMARIZER_* settings apply),
 and batches run one at a time (--concurrency applies to --url only).
 
@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
 import random
 import signal
 import sys
@@ -58,7 +57,6 @@ from pipelines.batch_backends import (
 from pipelines.batch_output import ResultWriter, open_output
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
-TOKEN_ENV = "SUMMARIZER_TOKEN"
 GRACE_S = 5.0  # after Ctrl-C, how long in-flight batches may finish and be written
 BACKOFF_S = 1.0  # first retry delay; doubles per attempt, with jitter so workers spread out
 BACKOFF_MAX_S = 60.0
@@ -270,7 +268,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--style", help="style for documents that name none (default: the deployment's default)")
     parser.add_argument("--concurrency", type=_positive, metavar="N", default=4, help="requests in flight, with --url (default: %(default)s)")
     parser.add_argument("--batch-size", type=_positive, metavar="N", default=16, help="documents per request or in-process batch (default: %(default)s)")
-    parser.add_argument("--token", default=os.environ.get(TOKEN_ENV), help=f"bearer token for the server (default: ${TOKEN_ENV})")
+    tokens = parser.add_mutually_exclusive_group()
+    tokens.add_argument("--token", help="bearer token for the server (visible in `ps`; prefer --token-file)")
+    tokens.add_argument("--token-file", type=Path, help="file holding the bearer token (e.g. a mounted secret)")
     parser.add_argument("--max-attempts", type=_positive, metavar="N", default=5, help="tries per document on transient failures (default: %(default)s)")
     parser.add_argument("--timeout", type=_seconds, metavar="S", default=300.0, help="seconds to wait for one request (default: %(default)s)")
     parser.add_argument("--restart", action="store_true", help="overwrite the output instead of resuming it")
@@ -299,7 +299,16 @@ def _backend(
         return LocalBackend(args.style, pipeline_factory)
     if not args.url.startswith(("http://", "https://")):
         raise CliError(f"--url must start with http:// or https://, got {args.url!r}")
-    return HttpBackend(args.url, args.style, args.token, args.concurrency, args.timeout, transport)
+    return HttpBackend(args.url, args.style, _token(args), args.concurrency, args.timeout, transport)
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    if args.token_file is None:
+        return str(args.token) if args.token else None
+    try:
+        return args.token_file.read_text().strip() or None
+    except OSError as exc:
+        raise CliError(f"cannot read --token-file {args.token_file}: {exc.strerror}") from None
 
 
 def main(

@@ -297,3 +297,14 @@ def test_a_refused_request_is_fatal(
     assert code == 2 and results == [] and len(requests) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"refused the request: {status}" in err[0]
+
+
+def test_the_token_can_come_from_a_file(remote: Callable[..., tuple[int, list[dict[str, Any]]]], tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret\n")
+    transport, requests = server(lambda request, docs: ok(docs))
+    code, _ = remote(transport, "--token-file", str(token_file))
+    assert code == 0
+    assert {r.headers["Authorization"] for r in requests} == {"Bearer s3cret"}
+    code, _ = remote(transport, "--token-file", str(tmp_path / "missing"), "--restart")
+    assert code == 2

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import aiohttp
 import bentoml
@@ -178,6 +178,7 @@ class Summarizer:
         )  # fmt: skip
         self.jobs = JobsBackend(store, self.styles, settings.jobs_data_dir, settings.jobs_max_upload_bytes, self.runner.wake)
         self._runner_task: asyncio.Task[None] | None = None
+        self._runner_lock: IO[bytes] | None = None  # held open for the worker's life
 
     @bentoml.on_startup
     async def start_jobs(self) -> None:

@@ -24,6 +24,8 @@ with bentoml.importing():
     from models.refs import resolve
     from pipelines.api import Citation, RagResponse, SummaryResponse, Timing
     from pipelines.asgi import BodySizeLimit, ConcurrencyLimit
+    from pipelines.auth import TokenStore, check_auth
+    from pipelines.auth_asgi import TokenAuth
     from pipelines.batch import BatchDocument, BatchResult, DocumentPreparer, check_batch, summarize_documents, unavailable
     from pipelines.engine import ItemOutcome, SummaryItem, summarize_isolated
     from pipelines.engines import build_encoder, build_engine
@@ -47,6 +49,8 @@ InputPipeline.check_settings(settings)
 log = logging.getLogger("summarizer")
 # BentoML sets the root logger to WARNING; job progress and resumption are INFO and worth seeing.
 log.setLevel(logging.INFO)
+tokens = TokenStore(file=settings.auth_tokens_file, inline=settings.auth_tokens)
+check_auth(settings, tokens, log)
 
 
 @bentoml.service(
@@ -373,3 +377,5 @@ Summarizer.add_asgi_middleware(  # type: ignore[attr-defined]
 Summarizer.add_asgi_middleware(  # type: ignore[attr-defined]
     ConcurrencyLimit, max_in_flight=settings.max_concurrency, retry_after_s=settings.retry_after_s
 )
+if tokens.configured:
+    Summarizer.add_asgi_middleware(TokenAuth, store=tokens, protect_metrics=settings.auth_protect_metrics)  # type: ignore[attr-defined]

@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     jobs_retry_backoff_s: float = Field(2.0, gt=0)
     jobs_retry_backoff_max_s: float = Field(120.0, gt=0)
 
+    # Auth: bearer tokens (pipelines/auth.py); off only when neither source is set
+    auth_tokens_file: Path | None = None
+    auth_tokens: str | None = None
+    auth_required: bool = False
+    auth_protect_metrics: bool = False
+
     # Limits
     max_input_chars: int = Field(100_000, gt=0)
     max_body_bytes: int = Field(1_048_576, gt=0)

@@ -34,6 +34,7 @@ with bentoml.importing():
     from pipelines.jobs import JobStore, RetryPolicy
     from pipelines.jobs_http import JobsBackend, build_app
     from pipelines.jobs_runner import JobRunner, acquire_runner_lock
+    from pipelines.metrics import STAGE_SECONDS, observe_document
     from pipelines.prepare import InputPipeline, PreparedText
     from pipelines.rag import KnowledgeIndex, KnowledgeIndexError
     from pipelines.retrieval import Context, index_documents, retrieve
@@ -220,7 +221,8 @@ class Summarizer:
         )
 
     async def _summarize_items(self, items: list[SummaryItem]) -> list[ItemOutcome]:
-        outcomes: list[ItemOutcome] = await self._call(lambda: self.model.to_async.summarize(items))
+        with STAGE_SECONDS.labels(stage="model").time():
+            outcomes: list[ItemOutcome] = await self._call(lambda: self.model.to_async.summarize(items))
         return outcomes
 
     async def _summarize_documents(self, docs: list[BatchDocument], default_style: str | None) -> list[BatchResult]:
@@ -253,20 +255,25 @@ class Summarizer:
         """Resolve the style, prepare the text, retrieve context when asked, call the model."""
         started = time.perf_counter()
         style = self.styles.resolve(ctx.request.headers.get(STYLE_HEADER))
-        # CPU work off the event loop, so deadlines and other requests keep running.
-        prepared = await asyncio.to_thread(self.inputs.prepare, text, format)
-        context = None
-        if with_rag is not None:
-            context = await retrieve(with_rag, prepared.text, top_k, self._embed, settings.rag_chunk_words)
-        item = SummaryItem(
-            text=prepared.text,
-            style=with_context(style, context.hits) if context else style,
-            query=context.steering if context else None,
-        )
-        model_started = time.perf_counter()
-        outcomes = await self._call(lambda: self.model.to_async.summarize([item]))
-        outcome = ItemOutcome.model_validate(outcomes[0])
-        outcome.unwrap()
+        try:
+            # CPU work off the event loop, so deadlines and other requests keep running.
+            prepared = await asyncio.to_thread(self.inputs.prepare, text, format)
+            context = None
+            if with_rag is not None:
+                with STAGE_SECONDS.labels(stage="retrieve").time():
+                    context = await retrieve(with_rag, prepared.text, top_k, self._embed, settings.rag_chunk_words)
+            item = SummaryItem(
+                text=prepared.text,
+                style=with_context(style, context.hits) if context else style,
+                query=context.steering if context else None,
+            )
+            model_started = time.perf_counter()
+            outcome = ItemOutcome.model_validate((await self._summarize_items([item]))[0])
+            result = outcome.unwrap()
+        except SummarizerError:
+            observe_document(style.name, None, None, ok=False)
+            raise
+        observe_document(style.name, outcome.engine, result.summary_words, ok=True)
         timing = Timing.of(started, model_started, time.perf_counter(), prepare_s=model_started - started)
         return prepared, style, outcome, timing, context
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from pipelines.asgi import ASGIApp, EXEMPT_PATHS, Receive, Scope, Send, send_error
 from pipelines.auth import Caller, TokenStore
+from pipelines.metrics import AUTH_FAILURES
 
 log = logging.getLogger("summarizer.auth")
 
@@ -45,11 +46,13 @@ class TokenAuth:
         verdict = self.store.check(header.decode("latin-1") if header is not None else None)
         if not isinstance(verdict, Caller):
             log.warning("auth failed on %s: %s token", scope["path"], verdict)  # never the token itself
+            AUTH_FAILURES.labels(reason=verdict).inc()
             message = {"missing": "send Authorization: Bearer <token>"}.get(verdict, f"the token is {verdict}")
             await send_error(send, 401, "Unauthorized", message, {"WWW-Authenticate": "Bearer"})
             return
         needed = required_scope(scope["path"])
         if needed is not None and needed not in verdict.scopes:
+            AUTH_FAILURES.labels(reason="scope").inc()
             await send_error(send, 403, "Forbidden", f"token {verdict.name!r} lacks the {needed!r} scope for {scope['path']}")
             return
         scope.setdefault("state", {})["caller"] = verdict.name

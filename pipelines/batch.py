@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipelines.engine import ItemOutcome, SummaryItem
 from pipelines.batching import BatchContractError, check_outputs
 from pipelines.errors import BadInput, InputTooLarge, ModelError, NotReady, Overloaded, SummarizerError, UpstreamTimeout, from_payload
+from pipelines.metrics import observe_document
 from pipelines.styles import Style, StyleRegistry
 
 if TYPE_CHECKING:  # presidio and spaCy take seconds to import; the CLI's --url mode never needs them
@@ -230,4 +231,7 @@ async def summarize_documents(
         if items:
             calls.append(asyncio.ensure_future(_call_chunk(summarize, items)))
     outcomes = [outcome for chunk_outcomes in await asyncio.gather(*calls) for outcome in chunk_outcomes]
-    return assemble(prepared, docs, outcomes)
+    results = assemble(prepared, docs, outcomes)
+    for r in results:
+        observe_document(r.style, r.engine, r.summary_words, r.error is None)
+    return results

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, Literal
 
 from pipelines.batch import BatchDocument, BatchResult, InvalidLine, parse_line
 from pipelines.errors import BadInput, Conflict, NotFound
+from pipelines.metrics import JOB_DOCUMENTS, JOBS
 
 JobStatus = Literal["queued", "running", "completed", "cancelled", "failed"]
 UNFINISHED: tuple[JobStatus, ...] = ("queued", "running")
@@ -212,6 +213,7 @@ class JobStore:
                 " total, invalid, created_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, seq, source, str(input_path), stat.st_size, stat.st_mtime_ns, default_style, total, invalid, now),
             )
+        JOBS.labels(status="submitted").inc()
         return self.get(job_id)
 
     # -- reading ----------------------------------------------------------------------------
@@ -315,6 +317,8 @@ class JobStore:
                 (time.time(), job_id),
             ).rowcount
         job = self.get(job_id)
+        if changed:
+            JOBS.labels(status="cancelled").inc()
         if not changed:
             raise Conflict(f"job {job_id} is already {job.status}; only queued or running jobs can be cancelled")
         return job
@@ -356,10 +360,12 @@ class JobStore:
 
     def finish(self, job_id: str, status: JobStatus, error: str | None = None) -> None:
         with self._transaction() as db:
-            db.execute(
+            changed = db.execute(
                 "UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ? AND status = 'running'",
                 (status, time.time(), error, job_id),
-            )
+            ).rowcount
+        if changed:
+            JOBS.labels(status=status).inc()
 
     def claim(self, job_id: str, limit: int) -> list[Claimed]:
         """Up to `limit` pending documents that are due, in input order, marked running."""
@@ -390,6 +396,7 @@ class JobStore:
             for claim, result in zip(claimed, results, strict=True):
                 attempts = claim.attempts + 1
                 if result.transient and attempts < policy.max_attempts:
+                    JOB_DOCUMENTS.labels(state="retried").inc()
                     db.execute(
                         "UPDATE documents SET status = 'pending', attempts = ?, next_attempt_at = ?"
                         " WHERE job_id = ? AND doc_id = ? AND status = 'running'",
@@ -397,6 +404,7 @@ class JobStore:
                     )
                     continue
                 result.line = claim.line
+                JOB_DOCUMENTS.labels(state="failed" if result.error else "done").inc()
                 db.execute(
                     "UPDATE documents SET status = ?, attempts = ?, finished_at = ?, result = ?"
                     " WHERE job_id = ? AND doc_id = ? AND status = 'running'",

@@ -87,3 +87,18 @@ def test_a_revoked_token_stops_working_without_a_restart(server: Server, token_f
         assert time.monotonic() < deadline, "a revoked token still works"
         time.sleep(0.3)
     assert status == 401
+
+
+def test_auth_failures_are_counted_by_reason(server: Server, tokens: dict[str, str]) -> None:
+    from tests.server.test_serve_metrics import metric
+
+    before = httpx.get(f"{server.url}/metrics", timeout=30).text
+    call(server, "POST", "/styles", {}, None)
+    call(server, "POST", "/styles", {}, None)
+    call(server, "POST", "/batch", {"documents": [{"id": "a", "text": NEWS}]}, tokens["jobs"])
+    after = httpx.get(f"{server.url}/metrics", timeout=30).text
+    for reason, count in (("missing", 2), ("scope", 1)):
+        assert metric(after, "summarizer_auth_failures_total", reason=reason) - metric(
+            before, "summarizer_auth_failures_total", reason=reason
+        ) == count
+    assert tokens["jobs"] not in after

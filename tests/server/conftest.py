@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,9 +31,20 @@ class Server:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def kill(self) -> None:
-        """SIGKILL the whole process tree (entry and model workers): a crash, not a shutdown."""
+        """SIGKILL the whole process tree (entry and model workers): a crash, not a shutdown.
+
+        BentoML starts some workers in process groups of their own, so the group alone is not
+        enough: every descendant is killed, or an orphaned model worker lives on.
+        """
+        tree = psutil.Process(self.proc.pid).children(recursive=True)
         os.killpg(self.proc.pid, signal.SIGKILL)
+        for child in tree:
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
         self.proc.wait(timeout=30)
+        psutil.wait_procs(tree, timeout=30)
 
 
 StartServer = Callable[..., Server]
@@ -98,6 +110,8 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServ
         pytest.fail(f"bentoml serve not ready after {READY_TIMEOUT_S} s:\n{server.log_tail()}")
 
     yield start
+    # Workers run in process groups of their own: note them before the arbiter goes.
+    leftovers = [child for proc in procs if proc.poll() is None for child in psutil.Process(proc.pid).children(recursive=True)]
     for proc in procs:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -106,3 +120,6 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServ
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+    _, alive = psutil.wait_procs(leftovers, timeout=30)
+    for child in alive:
+        child.kill()

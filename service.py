@@ -8,7 +8,6 @@ Only BentoML glue lives here; the work is in `pipelines/` and `models/`.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -16,6 +15,7 @@ from typing import IO, Any, Literal
 
 import aiohttp
 import bentoml
+from bentoml._internal.configuration.containers import BentoMLContainer
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
@@ -34,7 +34,10 @@ with bentoml.importing():
     from pipelines.jobs import JobStore, RetryPolicy
     from pipelines.jobs_http import JobsBackend, build_app
     from pipelines.jobs_runner import JobRunner, acquire_runner_lock
-    from pipelines.metrics import STAGE_SECONDS, observe_document
+    from pipelines.logs import configure_logging
+    from pipelines.request_log import RequestLog
+    from pipelines.telemetry import observe_document, stage
+    from pipelines.tracing import batch_spans, carrier, install, tracing_config
     from pipelines.prepare import InputPipeline, PreparedText
     from pipelines.rag import KnowledgeIndex, KnowledgeIndexError
     from pipelines.retrieval import Context, index_documents, retrieve
@@ -47,9 +50,8 @@ with bentoml.importing():
 settings = get_settings()
 styles = StyleRegistry.load(settings.styles_file, settings.default_style)
 InputPipeline.check_settings(settings)
-log = logging.getLogger("summarizer")
-# BentoML sets the root logger to WARNING; job progress and resumption are INFO and worth seeing.
-log.setLevel(logging.INFO)
+# Our own handler: BentoML's root logger is WARNING and text; job progress and request logs are INFO.
+log = configure_logging(settings.log_format, settings.log_level)
 tokens = TokenStore(file=settings.auth_tokens_file, inline=settings.auth_tokens)
 check_auth(settings, tokens, log)
 
@@ -59,6 +61,7 @@ check_auth(settings, tokens, log)
     workers=1,  # one model copy per GPU; batching, not workers, gives throughput
     resources={"gpu": 1, "gpu_type": settings.gpu_type},
     traffic={"timeout": settings.request_timeout_s * 2},
+    tracing=tracing_config(settings),
     # The default pool recycling closes connections under in-flight calls (BENTOML-NOTES).
     runner_connection={"max_requests": 1_000_000_000, "max_age": 86_400.0},
 )
@@ -68,6 +71,7 @@ class SummarizerModel:
         generator = bentoml.models.BentoModel(settings.abstractive_model)
 
     def __init__(self) -> None:
+        install(BentoMLContainer.tracer_provider.get())
         encoder_model = resolve(type(self).encoder)
         generator_model = resolve(type(self).generator) if settings.engine == "abstractive" else None
         self.encoder = build_encoder(settings, encoder_model.path)
@@ -82,7 +86,8 @@ class SummarizerModel:
 
     @bentoml.api(batchable=True, max_batch_size=settings.max_batch_size, max_latency_ms=settings.max_latency_ms)
     def summarize(self, items: list[SummaryItem]) -> list[ItemOutcome]:
-        return summarize_isolated(self.engine, items)
+        with batch_spans("engine", [item.trace for item in items], **{"summarizer.engine": self.engine.name}):
+            return summarize_isolated(self.engine, items)
 
     @bentoml.api(batchable=True, max_batch_size=settings.max_batch_size * 8, max_latency_ms=settings.max_latency_ms)
     def embed(self, texts: list[str]) -> list[list[float]]:
@@ -162,6 +167,10 @@ jobs_app = build_app(lambda: bentoml.get_current_service().jobs)
     name="summarizer",
     # Admission control is ConcurrencyLimit below (429 with Retry-After and a JSON body).
     traffic={"timeout": settings.request_timeout_s + 5},
+    tracing=tracing_config(settings),
+    # BentoML's access log prints raw paths and queries, where clients can put anything; our
+    # request log (pipelines/request_log.py) replaces it with route templates.
+    logging={"access": {"enabled": False}},
 )
 class Summarizer:
     model = bentoml.depends(SummarizerModel)
@@ -169,6 +178,7 @@ class Summarizer:
         ner = bentoml.models.BentoModel(settings.redact_ner_model)
 
     def __init__(self) -> None:
+        install(BentoMLContainer.tracer_provider.get())
         self.styles = styles
         ner_dir = resolve(type(self).ner).path if settings.redact_ner_model else None
         self.inputs = InputPipeline.from_settings(settings, ner_dir)
@@ -221,8 +231,11 @@ class Summarizer:
         )
 
     async def _summarize_items(self, items: list[SummaryItem]) -> list[ItemOutcome]:
-        with STAGE_SECONDS.labels(stage="model").time():
-            outcomes: list[ItemOutcome] = await self._call(lambda: self.model.to_async.summarize(items))
+        with stage("model") as span:
+            span.set_attribute("summarizer.items", len(items))
+            headers = carrier()
+            traced = [item.model_copy(update={"trace": headers}) for item in items]
+            outcomes: list[ItemOutcome] = await self._call(lambda: self.model.to_async.summarize(traced))
         return outcomes
 
     async def _summarize_documents(self, docs: list[BatchDocument], default_style: str | None) -> list[BatchResult]:
@@ -260,7 +273,7 @@ class Summarizer:
             prepared = await asyncio.to_thread(self.inputs.prepare, text, format)
             context = None
             if with_rag is not None:
-                with STAGE_SECONDS.labels(stage="retrieve").time():
+                with stage("retrieve"):
                     context = await retrieve(with_rag, prepared.text, top_k, self._embed, settings.rag_chunk_words)
             item = SummaryItem(
                 text=prepared.text,
@@ -376,6 +389,13 @@ class Summarizer:
 
 
 # The decorator turns the class into a bentoml.Service; mypy still sees the plain class.
+# The first middleware added is the outermost: the request log sees every refusal below it.
+Summarizer.add_asgi_middleware(  # type: ignore[attr-defined]
+    RequestLog,
+    routes=[api.route for api in Summarizer.apis.values()] + [route.path for route in jobs_app.routes],  # type: ignore[attr-defined]
+    styles=styles.names,
+    default_style=styles.default,
+)
 Summarizer.add_asgi_middleware(  # type: ignore[attr-defined]
     BodySizeLimit,
     max_body_bytes=settings.max_body_bytes,

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipelines.engine import ItemOutcome, SummaryItem
 from pipelines.batching import BatchContractError, check_outputs
 from pipelines.errors import BadInput, InputTooLarge, ModelError, NotReady, Overloaded, SummarizerError, UpstreamTimeout, from_payload
-from pipelines.metrics import observe_document
+from pipelines.telemetry import observe_document
 from pipelines.styles import Style, StyleRegistry
 
 if TYPE_CHECKING:  # presidio and spaCy take seconds to import; the CLI's --url mode never needs them

@@ -25,6 +25,9 @@ class SummaryItem(BaseModel):
     text: str
     style: Style
     query: list[float] | None = Field(None, description="Optional steering vector (RAG context).")
+    # The request's W3C trace context: inside a batch, the model service has no other way to
+    # put its spans in each request's trace (pipelines/tracing.py).
+    trace: dict[str, str] = Field(default_factory=dict, description="W3C trace context headers of the request.")
 
 
 class SummaryResult(BaseModel):
@@ -79,8 +82,9 @@ def summarize_isolated(engine: Engine, items: Sequence[SummaryItem]) -> list[Ite
     """
     try:
         outcomes = check_outputs(items, engine.summarize(items), f"{engine.name} engine")
-    except Exception:
-        logger.exception("batch of %d failed; retrying items one by one", len(items))
+    except Exception as exc:
+        # The type only: messages and tracebacks can quote the (redacted, but still private) text.
+        logger.error("batch of %d failed (%s); retrying items one by one", len(items), type(exc).__name__)
         outcomes = [_summarize_one(engine, item) for item in items]
     return [ItemOutcome.of(o, engine.name, engine.model_tag) for o in outcomes]
 

@@ -19,6 +19,7 @@ from typing import IO
 from pipelines.batch import BatchDocument, BatchResult, InvalidLine
 from pipelines.errors import BadInput, NotReady
 from pipelines.jobs import Claimed, Job, JobStore, RetryPolicy, read_documents
+from pipelines.tracing import tracer
 
 log = logging.getLogger("summarizer.jobs")
 SummarizeDocuments = Callable[[list[BatchDocument], str | None], Awaitable[list[BatchResult]]]
@@ -134,6 +135,11 @@ class JobRunner:
 
     async def _process(self, job: Job, claimed: list[Claimed]) -> None:
         """One batch: read it back from the file, summarize, record. Never leaves a claim behind."""
+        # A trace per batch (jobs have no request): its stage spans and the model's join it.
+        with tracer().start_as_current_span("job.batch", attributes={"summarizer.job_id": job.id, "summarizer.documents": len(claimed)}):
+            await self._summarize_batch(job, claimed)
+
+    async def _summarize_batch(self, job: Job, claimed: list[Claimed]) -> None:
         recorded = False
         try:
             docs = await asyncio.to_thread(_read, job.input_path, claimed)

@@ -26,8 +26,3 @@ JOB_DOCUMENTS = Counter("summarizer_job_documents", "Job documents recorded: don
 JOBS = Counter("summarizer_jobs", "Job transitions: submitted, completed, cancelled, failed", ["status"])
 AUTH_FAILURES = Counter("summarizer_auth_failures", "Refused requests: missing, malformed, unknown, revoked, scope", ["reason"])
 
-
-def observe_document(style: str | None, engine: str | None, summary_words: int | None, ok: bool) -> None:
-    DOCUMENTS.labels(style=style or "none", engine=engine or "none", outcome="ok" if ok else "error").inc()
-    if ok and summary_words is not None:
-        SUMMARY_WORDS.observe(summary_words)

@@ -4,15 +4,15 @@ limits, then normalize, then redact. One place, so no route can skip a step.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.errors import BadInput, InputTooLarge
-from pipelines.metrics import INPUT_CHARS, REDACTIONS, STAGE_SECONDS
+from pipelines.metrics import INPUT_CHARS, REDACTIONS
 from pipelines.normalize import Format, NormalizeConfig, normalize
 from pipelines.redact import RedactionConfig, Redactor, check_config
 from pipelines.settings import Settings
+from pipelines.telemetry import stage
 
 
 @dataclass(frozen=True)
@@ -69,16 +69,15 @@ class InputPipeline:
         if len(text) > raw_limit:
             raise InputTooLarge(self._too_large(len(text), raw_limit))
         INPUT_CHARS.observe(len(text))
-        started = time.perf_counter()
-        normalized = normalize(text, fmt, self.normalize_config)
-        STAGE_SECONDS.labels(stage="normalize").observe(time.perf_counter() - started)
+        with stage("normalize"):
+            normalized = normalize(text, fmt, self.normalize_config)
         if len(normalized.text) > self.max_input_chars:
             raise InputTooLarge(self._too_large(len(normalized.text), self.max_input_chars, after="after normalization "))
         if not normalized.text.strip():
             raise BadInput(f"text is empty after normalization (format {normalized.format}); nothing to summarize")
-        started = time.perf_counter()
-        redacted = self.redactor.redact(normalized.text)
-        STAGE_SECONDS.labels(stage="redact").observe(time.perf_counter() - started)
+        with stage("redact") as span:
+            redacted = self.redactor.redact(normalized.text)
+            span.set_attribute("summarizer.redactions", sum(redacted.counts.values()))
         for entity, count in redacted.counts.items():
             REDACTIONS.labels(entity=entity).inc(count)
         return PreparedText(redacted.text, normalized.format, normalized.removed, redacted.counts)

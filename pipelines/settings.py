@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     auth_required: bool = False
     auth_protect_metrics: bool = False
 
+    # Telemetry: traces (OTLP over HTTP) and logs
+    trace_otlp_endpoint: str | None = None
+    trace_sample_rate: float = Field(1.0, ge=0.0, le=1.0)
+    trace_otlp_headers: dict[str, str] = {}
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
     # Limits
     max_input_chars: int = Field(100_000, gt=0)
     max_body_bytes: int = Field(1_048_576, gt=0)

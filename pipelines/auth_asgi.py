@@ -50,10 +50,10 @@ class TokenAuth:
             message = {"missing": "send Authorization: Bearer <token>"}.get(verdict, f"the token is {verdict}")
             await send_error(send, 401, "Unauthorized", message, {"WWW-Authenticate": "Bearer"})
             return
+        scope.setdefault("state", {})["caller"] = verdict.name  # for the request log, refused or not
         needed = required_scope(scope["path"])
         if needed is not None and needed not in verdict.scopes:
             AUTH_FAILURES.labels(reason="scope").inc()
             await send_error(send, 403, "Forbidden", f"token {verdict.name!r} lacks the {needed!r} scope for {scope['path']}")
             return
-        scope.setdefault("state", {})["caller"] = verdict.name
         await self.app(scope, receive, send)

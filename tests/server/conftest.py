@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -30,6 +32,15 @@ class Server:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
+    def request_logs(self) -> dict[str, dict[str, Any]]:
+        """The JSON request records (pipelines/request_log.py) written so far, by request id."""
+        records = {}
+        for line in self.log.read_text(errors="replace").splitlines():
+            if line.startswith("{") and '"summarizer.request"' in line:
+                record = json.loads(line)
+                records[record["request_id"]] = record
+        return records
+
     def kill(self) -> None:
         """SIGKILL the whole process tree (entry and model workers): a crash, not a shutdown.
 
@@ -48,6 +59,13 @@ class Server:
 
 
 StartServer = Callable[..., Server]
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 45.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from pipelines.auth import SCOPES, TokenFile
-from tests.server.conftest import Server, StartServer
+from tests.server.conftest import Server, StartServer, wait_for
 from tests.texts import NEWS
 
 pytestmark = pytest.mark.server
@@ -102,3 +102,14 @@ def test_auth_failures_are_counted_by_reason(server: Server, tokens: dict[str, s
             before, "summarizer_auth_failures_total", reason=reason
         ) == count
     assert tokens["jobs"] not in after
+
+
+def test_the_request_log_names_the_caller_never_the_token(server: Server, tokens: dict[str, str]) -> None:
+    httpx.post(f"{server.url}/styles", json={}, headers={"Authorization": f"Bearer {tokens['summarize']}", "X-Request-Id": "auth-ok"}, timeout=30)
+    httpx.post(f"{server.url}/styles", json={}, headers={"Authorization": f"Bearer {tokens['jobs']}", "X-Request-Id": "auth-403"}, timeout=30)
+    wait_for(lambda: {"auth-ok", "auth-403"} <= server.request_logs().keys())
+    logs = server.request_logs()
+    assert (logs["auth-ok"]["status"], logs["auth-ok"]["caller"]) == (200, "only-summarize")
+    assert (logs["auth-403"]["status"], logs["auth-403"]["caller"]) == (403, "only-jobs")
+    output = server.log.read_text(errors="replace")
+    assert not [name for name, token in tokens.items() if token in output], "a token in the server log"

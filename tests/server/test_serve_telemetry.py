@@ -5,7 +5,6 @@ trace id; neither carries text, PII or the raw path.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
-from tests.server.conftest import Server, StartServer
+from tests.server.conftest import Server, StartServer, wait_for
 from tests.texts import LEGAL, NEWS
 
 pytestmark = pytest.mark.server
@@ -98,23 +97,6 @@ def server(start_server: StartServer, bentoml_home: Path, receiver: Receiver) ->
     return start_server(bentoml_home, trace_otlp_endpoint=receiver.endpoint, trace_sample_rate="1.0")
 
 
-def request_logs(server: Server) -> dict[str, dict[str, Any]]:
-    """The JSON request records in the server's output, by request id."""
-    records = {}
-    for line in server.log.read_text(errors="replace").splitlines():
-        if line.startswith("{") and '"summarizer.request"' in line:
-            record = json.loads(line)
-            records[record["request_id"]] = record
-    return records
-
-
-def wait_for(condition: Any, timeout_s: float = 45.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.5)
-
-
 def test_one_trace_per_request_with_stage_spans_from_both_services(server: Server, receiver: Receiver) -> None:
     # Concurrent requests, so the model service batches them: its spans must still land in each
     # request's own trace, not in the trace of whichever request opened the batcher.
@@ -132,8 +114,8 @@ def test_one_trace_per_request_with_stage_spans_from_both_services(server: Serve
     batch = {"documents": [{"id": "a", "text": NEWS}, {"id": "b", "text": LEGAL}, {"id": "c", "text": ""}]}
     assert httpx.post(f"{server.url}/batch", json=batch, headers={"X-Request-Id": "batch-1"}, timeout=120).status_code == 200
 
-    wait_for(lambda: {*(rid for rid, _, _ in jobs), "batch-1"} <= request_logs(server).keys())
-    logs = request_logs(server)
+    wait_for(lambda: {*(rid for rid, _, _ in jobs), "batch-1"} <= server.request_logs().keys())
+    logs = server.request_logs()
     trace_ids = {rid: logs[rid]["trace_id"] for rid, _, _ in jobs}
     assert len(set(trace_ids.values())) == len(jobs), "each request has a trace of its own"
 
@@ -178,8 +160,8 @@ def test_request_log_records_are_structured_and_private(server: Server) -> None:
     generated = unsafe_id.headers["x-request-id"]
     assert MAIL not in generated and len(generated) == 32
 
-    wait_for(lambda: {"log-ok", "log-style", "log-404", "log-413", generated} <= request_logs(server).keys())
-    logs = request_logs(server)
+    wait_for(lambda: {"log-ok", "log-style", "log-404", "log-413", generated} <= server.request_logs().keys())
+    logs = server.request_logs()
     ok = logs["log-ok"]
     assert (ok["route"], ok["method"], ok["status"], ok["style"], ok["documents"], ok["failed_documents"]) == ("/summarize", "POST", 200, "news", 1, 0)
     assert ok["level"] == "INFO" and ok["logger"] == "summarizer.request"

@@ -1,16 +1,18 @@
 # Two commands do all set-up on a fresh clone:
 #   make serve   create/reuse .venv, install pinned deps, import the default model, serve on :3000
 #   make test    the same set-up, then the type check and the whole test suite
+# Also: make dev (serve, restarting on code changes), make bento (build the Bento, offline).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 3000
 PYTEST_ARGS ?=
+BENTOFILE ?= bentofile.yaml
 # No telemetry calls: BentoML otherwise posts usage analytics on model saves and serve.
 export BENTOML_DO_NOT_TRACK := True
 
-.PHONY: venv models serve test typecheck clean
+.PHONY: venv models serve dev bento test typecheck clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +31,15 @@ models: venv
 
 serve: models
 	$(VENV)/bin/bentoml serve service:Summarizer --host $(HOST) --port $(PORT)
+
+# The development loop: BentoML restarts both services when a source or YAML file changes.
+dev: models
+	$(VENV)/bin/bentoml serve service:Summarizer --reload --host $(HOST) --port $(PORT)
+
+# `bentoml build` at a content-hash version (models/bento.py); BENTOFILE=bentofile.gpu.yaml for the
+# GPU variant. Prints the tag; an unchanged project rebuilds nothing.
+bento: models
+	$(PY) -m models bento-build -f $(BENTOFILE)
 
 typecheck: venv
 	$(PY) -m mypy

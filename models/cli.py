@@ -3,6 +3,8 @@
     python -m models import-default [--name summarizer-encoder]
     python -m models import SOURCE [--name summarizer-abstractive] [--revision COMMIT]
     python -m models list
+    python -m models bento-version [-f BENTOFILE]
+    python -m models bento-build [-f BENTOFILE]
 
 SOURCE is a local model folder, or else a Hugging Face Hub id (needs the network; pin a commit
 hash with --revision, branches move). Errors print one line to stderr and exit with status 2.
@@ -17,6 +19,7 @@ from pathlib import Path
 import bentoml
 
 from models import DEFAULT_ABSTRACTIVE_NAME, DEFAULT_ENCODER_NAME
+from models.bento import BentoError, BentoFile, bento_version, build, model_tags
 from models.store import (
     OWNER,
     ImportResult,
@@ -40,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--name", default=DEFAULT_ABSTRACTIVE_NAME, help="model name (default: %(default)s)")
     imp.add_argument("--revision", help="Hub: branch, tag or (recommended) commit hash; folder: a label to record")
     commands.add_parser("list", help="list the models this project imported")
+    for command, text in (
+        ("bento-version", "print the Bento's content version (sources, config, model tags)"),
+        ("bento-build", "bentoml build at that version, unless the store has it; prints the tag"),
+    ):
+        sub = commands.add_parser(command, help=text)
+        sub.add_argument("-f", "--bentofile", type=Path, default=Path("bentofile.yaml"), help="default: %(default)s")
     return parser
 
 
@@ -91,6 +100,18 @@ def _list() -> int:
     return 0
 
 
+def _bento(command: str, path: Path) -> int:
+    bentofile = BentoFile.load(path, root=Path.cwd())
+    if command == "bento-version":
+        print(bento_version(bentofile, model_tags(bentofile)))
+        return 0
+    result = build(bentofile)
+    if not result.built:
+        print(f"{result.tag} is already in the store (same sources, config and models)", file=sys.stderr)
+    print(result.tag)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (0 ok, 2 usage or import error)."""
     try:
@@ -103,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "import":
             return _import(args.source, args.name, args.revision)
+        if args.command.startswith("bento-"):
+            return _bento(args.command, args.bentofile)
         return _list()
-    except ModelImportError as exc:
+    except (ModelImportError, BentoError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

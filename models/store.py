@@ -24,6 +24,7 @@ from models.folder import SKIPPED_DIRS, ModelKind, check_files, check_model_fold
 __all__ = [
     "ImportResult", "ModelImportError", "ModelKind", "check_files", "check_model_folder", "content_hash",
     "default_encoder_folder", "import_default_encoder", "import_folder", "import_hub", "model_folder", "store_location",
+    "stored_tag",
 ]  # fmt: skip
 
 OWNER = "summarizer"
@@ -139,8 +140,17 @@ def store_location() -> str:
 
 def model_folder(tag: str) -> Path:
     """Path of a stored model's files, or an error that says which command imports it."""
+    return Path(_stored(tag).path)
+
+
+def stored_tag(tag: str) -> str:
+    """The exact `name:version` that `tag` (e.g. `name:latest`) resolves to in the store."""
+    return str(_stored(tag).tag)
+
+
+def _stored(tag: str) -> bentoml.Model:
     try:
-        return Path(bentoml.models.get(tag).path)
+        return bentoml.models.get(tag)
     except NotFound as exc:
         name = tag.partition(":")[0]
         command = "python -m models import-default" if name == DEFAULT_ENCODER_NAME else (

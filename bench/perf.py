@@ -1,0 +1,187 @@
+"""The performance suite, in one run: the in-process limit, our server, the naive peer, overload,
+cold start and memory, per engine. Ratios are the result; absolute numbers here are noise.
+
+    .venv/bin/python -m bench.perf                       # both engines, CPU, ~15 minutes here
+    .venv/bin/python -m bench.perf --engines extractive --seconds 5
+    .venv/bin/python -m bench.perf --device cuda --dtype bfloat16 --abstractive-model ./bart-large-cnn
+
+For each engine:
+1. the limit: `bench.limit` in a process of its own: the pipeline (normalize, redact, engine) at
+   batch 1, 8 and 32 on ~600-word documents, and the engine alone;
+2. ours: `bentoml serve` (both services, adaptive batching), closed-loop clients at each
+   concurrency: throughput, p50/p95/p99, status codes, average adaptive batch;
+3. naive: the same pipeline behind FastAPI, one model call per request (bench/naive.py), same load;
+4. overload: open-loop arrivals at 1.5x and 3x our measured capacity;
+5. cold start (process start to /readyz 200) and resident memory of every process.
+Writes bench/results/perf.json and perf.png. The abstractive engine runs a tiny random BART
+unless --abstractive-model names a real checkpoint folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.load import LoadResult, closed_loop, open_loop
+from bench.plot import plot
+from bench.profile import profile
+from bench.servers import REPO, Running, adaptive_batch, server_env, start_naive, start_ours
+from bench.docs import DEFAULT_DOCS, load_docs
+from tests.server.conftest import base_env, run_models_cli
+
+RESULTS = REPO / "bench" / "results"
+
+
+def prepare_home(home: Path, engine: str, abstractive_model: Path | None) -> None:
+    run_models_cli(base_env(home), "import-default")
+    if engine == "abstractive":
+        folder = abstractive_model
+        if folder is None:
+            from tests.fixtures.tiny_models import build_tiny_bart
+
+            folder = build_tiny_bart(home / "tiny-bart", max_positions=1024)  # BART-large's window
+        run_models_cli(base_env(home), "import", str(folder), "--name", "summarizer-abstractive")
+
+
+def limit(home: Path, settings: dict[str, str], docs: Path, seconds: float) -> dict[str, dict[str, float]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.limit", "--docs", str(docs), "--seconds", str(seconds)],
+        cwd=REPO, env=server_env(home, settings), capture_output=True, text=True, timeout=3600,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    result: dict[str, dict[str, float]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def load_levels(server: Running, bodies: list[dict[str, Any]], levels: list[int], seconds: float, best: float) -> list[LoadResult]:
+    """Closed loop at each level, each long enough for every client to get a few answers."""
+    url = f"{server.url}/summarize"
+    asyncio.run(closed_loop(url, bodies, max(levels[len(levels) // 2], 4), min(seconds, 8)))  # warm-up
+    rows = []
+    for level in levels:
+        before = adaptive_batch(server.url) if server.name == "ours" else None
+        row = asyncio.run(closed_loop(url, bodies, level, max(seconds, 3 * level / best)))
+        if before is not None:
+            after = adaptive_batch(server.url)
+            batches = after[1] - before[1]
+            row.avg_batch = (after[0] - before[0]) / batches if batches else None
+        print(f"  {server.name:5} c={level:<3} {row.ok_per_s:7.2f} docs/s  p50 {row.p50_ms:8.0f}  p95 {row.p95_ms:8.0f}  "
+              f"p99 {row.p99_ms:8.0f} ms  batch {row.avg_batch or 0:5.1f}  {row.statuses}", flush=True)  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def overload(server: Running, bodies: list[dict[str, Any]], capacity: float, factors: list[float], seconds: float) -> list[LoadResult]:
+    rows = []
+    for factor in factors:
+        row = asyncio.run(open_loop(f"{server.url}/summarize", bodies, capacity * factor, seconds))
+        row.extra["factor"] = factor
+        print(f"  {server.name:5} {factor}x capacity ({capacity * factor:.1f}/s offered): {row.ok_per_s:.2f} ok/s  "
+              f"p99 {row.p99_ms:.0f} ms  429 p95 {row.rejected_p95_ms or 0:.0f} ms  {row.statuses}", flush=True)  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def profiled(server: Running, bodies: list[dict[str, Any]], level: int, seconds: float, folder: Path) -> dict[str, dict[str, float]]:
+    """CPU time by bucket in each worker process, sampled under closed-loop load at `level`."""
+    workers = {label: p for label, p in server.processes().items() if label != "arbiter"}
+
+    async def run() -> dict[str, dict[str, float]]:
+        load = asyncio.create_task(closed_loop(f"{server.url}/summarize", bodies, level, seconds + 4))
+        await asyncio.sleep(2)
+        shares = await asyncio.to_thread(profile, workers, seconds, folder)
+        await load
+        return shares
+
+    shares = asyncio.run(run())
+    for label, buckets in shares.items():
+        print(f"  {server.name} {label}: " + ", ".join(f"{k} {v:.0%}" for k, v in buckets.items()), flush=True)
+    return shares
+
+
+def bench_engine(engine: str, args: argparse.Namespace, bodies: list[dict[str, Any]]) -> dict[str, Any]:
+    settings = {"engine": engine, "device": args.device, "dtype": args.dtype, **dict(args.set)}
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        prepare_home(home, engine, args.abstractive_model)
+        print(f"{engine}: in-process limit", flush=True)
+        lim = limit(home, settings, args.docs, args.seconds)
+        print(f"  pipeline {lim['pipeline']}  engine {lim['engine']}", flush=True)
+        result: dict[str, Any] = {"engine": engine, "limit": lim}
+        for name, starter in (("ours", start_ours), ("naive", start_naive)):
+            server_settings = {**settings, "jobs_dir": str(home / f"jobs-{name}")}
+            server = starter(home, server_settings)
+            try:
+                print(f"  {name}: ready in {server.cold_start_s:.1f} s", flush=True)
+                best = max(lim["pipeline"].values())
+                rows = load_levels(server, bodies, args.concurrency, args.seconds, best)
+                entry: dict[str, Any] = {"cold_start_s": server.cold_start_s, "closed": [r.row() for r in rows]}
+                if name == "ours":
+                    capacity = max(r.ok_per_s for r in rows)
+                    entry["capacity"] = capacity
+                    entry["overload"] = [r.row() for r in overload(server, bodies, capacity, args.overload, args.overload_seconds)]
+                entry["rss_mib"] = server.rss_mib()
+                if args.profile:
+                    entry["profile"] = profiled(server, bodies, 32, args.seconds, home / f"profile-{name}")
+            finally:
+                server.stop()
+            result[name] = entry
+    return result
+
+
+def ratios(result: dict[str, Any], levels: list[int]) -> dict[str, Any]:
+    """The targets' ratios: served / limit and ours / naive at each concurrency, p95 / ideal."""
+    best = max(result["limit"]["pipeline"].values())
+    ours = {int(r["level"]): r for r in result["ours"]["closed"]}
+    naive = {int(r["level"]): r for r in result["naive"]["closed"]}
+    single = ours[min(ours)]["p50_ms"]
+    return {
+        "limit_docs_per_s": best,
+        "served_over_limit": {c: ours[c]["ok_per_s"] / best for c in levels},
+        "ours_over_naive": {c: ours[c]["ok_per_s"] / naive[c]["ok_per_s"] if naive[c]["ok_per_s"] else None for c in levels},
+        "p95_over_ideal": {c: ours[c]["p95_ms"] / max(c / best * 1000, single) for c in levels},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--engines", default="extractive,abstractive")
+    parser.add_argument("--docs", type=Path, default=DEFAULT_DOCS)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per load level")
+    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16, 32, 64])
+    parser.add_argument("--overload", type=lambda s: [float(x) for x in s.split(",")], default=[1.5, 3.0])
+    parser.add_argument("--overload-seconds", type=float, default=15.0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--set", action="append", default=[], type=lambda s: tuple(s.split("=", 1)), metavar="KEY=VALUE",
+                        help="a setting for both servers and the limit, e.g. max_latency_ms=10000 (repeatable)")
+    parser.add_argument("--abstractive-model", type=Path, help="a real checkpoint folder (default: a tiny random BART)")
+    parser.add_argument("--no-profile", dest="profile", action="store_false", help="skip the py-spy window")
+    parser.add_argument("--out", type=Path, default=RESULTS / "perf.json")
+    args = parser.parse_args()
+    texts = load_docs(args.docs)
+    bodies = [{"text": t} for t in texts]
+    print(f"{len(texts)} documents, mean {statistics.mean(len(t.split()) for t in texts):.0f} words", flush=True)
+    results = []
+    for engine in args.engines.split(","):
+        result = bench_engine(engine, args, bodies)
+        result["ratios"] = ratios(result, args.concurrency)
+        print(json.dumps(result["ratios"], indent=1), flush=True)
+        results.append(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"device": args.device, "dtype": args.dtype, "settings": dict(args.set), "seconds": args.seconds, "documents": len(texts)}
+    args.out.write_text(json.dumps({**meta, "engines": results}, indent=2))
+    plot(results, args.out.with_suffix(".png"))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,12 +1,16 @@
-"""The default engine: pick the document's own sentences by centrality, position and diversity.
+"""The default engine: pick the document's own sentences by position, centrality and diversity.
 
-preprocess  split into sentences, choose candidates (plain Python, per item)
+preprocess  split into sentences, choose candidates, score cue phrases (plain Python, per item)
 forward     embed every candidate of every item in one token-capped encoder run (batches)
-postprocess score and select with MMR under the style's word budget (numpy, per item)
+postprocess score and select with MMR towards the style's word target (numpy, per item)
+
+What the weights are and why they are set as they are: README, "Quality" (measured with
+`python -m bench.quality` against human references and lead baselines).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,29 +20,60 @@ from pipelines.batching import check_outputs
 from pipelines.encoder import SentenceEncoder
 from pipelines.engine import Outcome, SummaryItem, SummaryResult
 from pipelines.errors import BadInput, ModelError, SummarizerError
-from pipelines.sentences import split_sentences, word_count
+from pipelines.sentences import is_heading, split_sentences, word_count
 from pipelines.styles import ExtractiveParams
+
+# Cosine similarity above which a sentence repeats one already chosen (a reworded or syndicated
+# duplicate): it is never added, whatever its score. MMR only discounts; with a strong lead prior
+# that is not enough for a second copy of the lead. On the evaluation sets it changes no summary
+# (README, "Quality"): distinct sentences stay below it.
+NEAR_DUPLICATE = 0.9
 
 
 @dataclass
 class Prepared:
     sentences: list[str]
-    candidates: list[int]  # positions in `sentences` worth embedding
+    candidates: list[int]  # positions in `sentences` worth embedding, in document order
+    cues: list[float]  # per candidate: the style's cue score, in [-1, 1]
 
 
 def preprocess(text: str, params: ExtractiveParams) -> Prepared:
     sentences = [s for s in split_sentences(text) if any(ch.isalnum() for ch in s)]
     if not sentences:
         raise BadInput("text contains no words to summarize")
-    candidates = [i for i, s in enumerate(sentences) if word_count(s) >= params.min_sentence_words]
-    return Prepared(sentences, candidates or list(range(len(sentences))))
+    headings = [is_heading(s) for s in sentences]
+    body = [i for i, heading in enumerate(headings) if not heading] or list(range(len(sentences)))
+    # Headings and fragments ("OK.") are not summary material, unless the text is within the
+    # target anyway: then it is kept whole, and a short question keeps its answer company.
+    candidates = [i for i in body if word_count(sentences[i]) >= params.min_sentence_words] or body
+    if len(body) <= params.max_sentences and sum(word_count(sentences[i]) for i in body) <= params.length_target:
+        candidates = body
+    sections = _section_headings(sentences, headings)
+    cues = [cue_score(f"{sections[i]} {sentences[i]}", params) for i in candidates]
+    return Prepared(sentences, candidates, cues)
+
+
+def _section_headings(sentences: Sequence[str], headings: Sequence[bool]) -> list[str]:
+    """The heading each sentence falls under ("" before the first): a clause of a findings or
+    definitions section reads like any other, only its heading says what it is."""
+    current, out = "", []
+    for sentence, heading in zip(sentences, headings, strict=True):
+        current = sentence if heading else current
+        out.append(current)
+    return out
+
+
+def cue_score(text: str, params: ExtractiveParams) -> float:
+    """Sum of the weights of the style's cue patterns found in `text`, clipped to [-1, 1]."""
+    total = sum(weight for pattern, weight in params.cues if re.search(pattern, text))
+    return float(min(1.0, max(-1.0, total)))
 
 
 def fits_whole(p: Prepared, params: ExtractiveParams) -> bool:
-    """Every candidate fits the budget, so selection would keep them all, whatever the scores:
-    short documents (tickets, chat turns) then need no encoder pass at all."""
+    """Every candidate fits the length target, so selection would keep them all, whatever the
+    scores: short documents (tickets, chat turns) then need no encoder pass at all."""
     lengths = [word_count(p.sentences[i]) for i in p.candidates]
-    return len(lengths) <= params.max_sentences and sum(lengths) <= params.max_words
+    return len(lengths) <= params.max_sentences and sum(lengths) <= params.length_target
 
 
 def _minmax(values: np.ndarray) -> np.ndarray:
@@ -49,46 +84,65 @@ def _minmax(values: np.ndarray) -> np.ndarray:
 
 
 def relevance(
-    embeddings: np.ndarray, positions: Sequence[int], params: ExtractiveParams, query: np.ndarray | None = None
+    embeddings: np.ndarray, params: ExtractiveParams, cues: Sequence[float] = (), query: np.ndarray | None = None
 ) -> np.ndarray:
-    """Centrality (mean similarity to the rest, as in LexRank's degree) blended with a lead prior.
+    """Centrality (mean similarity to the rest, as in LexRank's degree) blended with a lead prior
+    and the style's cue phrases; rows are the candidates in document order.
 
-    The position prior decays with the sentence's place in the document: news leads carry the
-    story, statutes and chats much less so; each style sets the weight and the decay.
+    The position prior decays with the candidate's rank (headings and fragments do not count):
+    news leads carry the story, so news weighs position heavily; statutes much less (their cue
+    phrases say more: "may be cited as", "shall", not "the term ... means").
     """
     n = embeddings.shape[0]
     sims = embeddings @ embeddings.T
     centrality = (sims.sum(axis=1) - 1.0) / max(n - 1, 1)
-    prior = np.exp(-params.position_decay * np.asarray(positions, dtype=np.float32))
+    prior = np.exp(-params.position_decay * np.arange(n, dtype=np.float32))
     score = (1.0 - params.position_weight) * _minmax(centrality) + params.position_weight * prior
+    if len(cues):
+        score = score + params.cue_weight * np.asarray(cues, dtype=np.float32)
     if query is not None:
         score = 0.5 * score + 0.5 * _minmax(embeddings @ query)
     return np.asarray(score, dtype=np.float32)
 
 
+def closer_to_target(words: int, added: int, params: ExtractiveParams) -> bool:
+    """Whether adding a sentence of `added` words moves the summary towards the length target
+    (and keeps it within the cap). The first sentence is always allowed within the cap."""
+    if words + added > params.max_words:
+        return False
+    target = params.length_target
+    return words == 0 or abs(words + added - target) < abs(words - target)
+
+
 def select(
     sentences: Sequence[str], embeddings: np.ndarray, scores: np.ndarray, params: ExtractiveParams
 ) -> list[int]:
-    """Maximal marginal relevance under a word budget; indices into `sentences`' candidate rows."""
+    """Maximal marginal relevance towards a word target; indices into `sentences`' candidate rows.
+
+    A sentence joins while it brings the length closer to `target_words`: the summary ends
+    within half a sentence of the target, instead of always short of a hard budget.
+    """
     lengths = [word_count(s) for s in sentences]
     chosen: list[int] = []
     words = 0
     remaining = set(range(len(sentences)))
     while remaining and len(chosen) < params.max_sentences:
-        fitting = [i for i in remaining if words + lengths[i] <= params.max_words]
-        if not fitting:
-            break
-        if chosen:
-            redundancy = (embeddings[fitting] @ embeddings[chosen].T).max(axis=1)
+        fitting = sorted(i for i in remaining if closer_to_target(words, lengths[i], params))
+        if chosen and fitting:
+            similarity = (embeddings[fitting] @ embeddings[chosen].T).max(axis=1)
+            fitting = [i for i, sim in zip(fitting, similarity, strict=True) if sim <= NEAR_DUPLICATE]
+            redundancy = similarity[similarity <= NEAR_DUPLICATE]
         else:
             redundancy = np.zeros(len(fitting), dtype=np.float32)
+        if not fitting:
+            break
         mmr = (1.0 - params.diversity) * scores[fitting] - params.diversity * redundancy
         best = fitting[int(np.argmax(mmr))]
         chosen.append(best)
         words += lengths[best]
         remaining.discard(best)
     if not chosen:
-        # Every sentence is longer than the budget: the best one, cut at the budget, beats nothing.
+        # Every sentence is longer than the cap: the best one, cut at the cap, beats nothing.
         chosen = [int(np.argmax(scores))]
     return sorted(chosen)
 
@@ -155,7 +209,7 @@ class ExtractiveEngine:
         params = item.style.extractive
         candidates = [p.sentences[i] for i in p.candidates]
         query = np.asarray(item.query, dtype=np.float32) if item.query is not None else None
-        scores = relevance(embeddings, p.candidates, params, query)
+        scores = relevance(embeddings, params, p.cues, query)
         return _result(p, select(candidates, embeddings, scores, params), params)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipelines.errors import ConfigError, UnknownStyle
 
@@ -28,14 +28,46 @@ class HasText(Protocol):
 
 
 class ExtractiveParams(BaseModel):
+    """How the extractive engine picks sentences for a style (README, "Styles", explains each)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Length: aim at target_words (readers expect a length in words, not in sentences), never
+    # exceed max_words or max_sentences. Without a target, fill up to max_words.
+    target_words: int | None = Field(None, gt=0, le=2000)
     max_words: int = Field(60, gt=0, le=2000)
     max_sentences: int = Field(4, gt=0, le=200)
     position_weight: float = Field(0.3, ge=0.0, le=1.0)
     position_decay: float = Field(0.3, ge=0.0)
     diversity: float = Field(0.3, ge=0.0, le=1.0)
     min_sentence_words: int = Field(4, ge=1)
+    # Cue phrases (Edmundson 1969): regex -> weight in [-1, 1], matched against a sentence with
+    # its section heading in front; the clipped sum, times cue_weight, is added to its score.
+    # Written as a mapping in YAML; kept as pairs so the frozen model stays hashable.
+    cues: tuple[tuple[str, float], ...] = ()
+    cue_weight: float = Field(0.2, ge=0.0, le=1.0)
+
+    @field_validator("cues", mode="before")
+    @classmethod
+    def _cues_as_pairs(cls, value: Any) -> Any:
+        return tuple(value.items()) if isinstance(value, Mapping) else value
+
+    @field_validator("cues")
+    @classmethod
+    def _cues_compile(cls, cues: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
+        for pattern, weight in cues:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"cue {pattern!r} must be a regular expression, got: {exc}") from exc
+            if not -1.0 <= weight <= 1.0:
+                raise ValueError(f"cue {pattern!r} weight must be between -1 and 1, got {weight}")
+        return cues
+
+    @property
+    def length_target(self) -> int:
+        """Words to aim at; a lower max_words wins, so an override of the cap alone still works."""
+        return min(self.target_words, self.max_words) if self.target_words is not None else self.max_words
 
 
 class GenerationParams(BaseModel):

@@ -11,7 +11,7 @@ from models.store import default_encoder_folder
 from pipelines.encoder import SentenceEncoder
 from pipelines.engine import SummaryItem, SummaryResult
 from pipelines.errors import BadInput, ModelError
-from pipelines.extractive import ExtractiveEngine, select
+from pipelines.extractive import NEAR_DUPLICATE, ExtractiveEngine, cue_score, preprocess, relevance, select
 from pipelines.sentences import split_sentences
 from pipelines.styles import ExtractiveParams, StyleRegistry
 from tests.texts import DIALOGUE, LEGAL, NEWS
@@ -159,3 +159,107 @@ def test_a_document_within_the_budget_is_kept_whole_without_the_encoder(
     assert calls == []
     summarize(engine, NEWS, "news")
     assert calls, "a document over the budget must be scored"
+
+
+def test_selection_ends_closest_to_the_word_target() -> None:
+    sentences = [" ".join(["word"] * 20)] * 3
+    embeddings = np.eye(3, dtype=np.float32)
+    scores = np.array([0.9, 0.8, 0.7], dtype=np.float32)
+
+    def picked(target: int, max_words: int = 100) -> list[int]:
+        params = ExtractiveParams(target_words=target, max_words=max_words, max_sentences=5, diversity=0.0)
+        return select(sentences, embeddings, scores, params)
+
+    assert picked(29) == [0]  # 40 words would be further from 29 than 20 is
+    assert picked(31) == [0, 1]  # 40 is closer to 31 than 20; 60 is not
+    assert picked(51) == [0, 1, 2]
+    assert picked(51, max_words=45) == [0, 1]  # the cap wins over the target
+    assert picked(5) == [0]  # a summary has at least one sentence
+
+
+def test_target_is_capped_by_a_lower_max_words() -> None:
+    assert ExtractiveParams(target_words=55, max_words=30).length_target == 30
+    assert ExtractiveParams(max_words=30).length_target == 30  # no target: fill up to the cap
+
+
+def test_a_near_duplicate_is_never_added_even_when_it_scores_high() -> None:
+    sentences = ["one two three", "four five six", "seven eight nine"]
+    lead = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+    reworded = np.array([0.95, np.sqrt(1 - 0.95**2), 0.0], dtype=np.float32)
+    embeddings = np.vstack([lead, reworded, [0.0, 0.0, 1.0]]).astype(np.float32)
+    scores = np.array([1.0, 0.99, 0.1], dtype=np.float32)
+    params = ExtractiveParams(max_words=6, max_sentences=2, diversity=0.0)
+    assert select(sentences, embeddings, scores, params) == [0, 2]
+    assert NEAR_DUPLICATE < 0.95
+
+
+def test_headings_and_fragments_are_not_candidates_and_the_prior_counts_candidates() -> None:
+    text = "SEC. 2. GRANTS.\n\nThe Secretary shall make grants to States for river clean-up.\nOK.\nEach State shall report yearly."
+    p = preprocess(text, ExtractiveParams(max_words=12))
+    assert [p.sentences[i] for i in p.candidates] == [
+        "The Secretary shall make grants to States for river clean-up.",
+        "Each State shall report yearly.",
+    ]
+    # Within the target, the text is kept whole, fragments included (headings still go).
+    assert len(preprocess(text, ExtractiveParams(max_words=40)).candidates) == 3
+    # The first candidate gets the full position prior, even though a heading precedes it.
+    flat = np.ones((2, 4), dtype=np.float32) / 2.0
+    scores = relevance(flat, ExtractiveParams(position_weight=1.0, position_decay=1.0))
+    assert scores[0] == pytest.approx(1.0) and scores[1] == pytest.approx(np.exp(-1.0))
+
+
+def test_a_text_of_only_headings_is_still_summarized(engine: ExtractiveEngine) -> None:
+    result = summarize(engine, "SECTION 1. SHORT TITLE.\n\nSEC. 2. DEFINITIONS.", "legal")
+    assert result.summary == "SECTION 1. SHORT TITLE. SEC. 2. DEFINITIONS."
+
+
+def test_cues_read_the_section_heading_too() -> None:
+    legal = STYLES.get("legal").extractive
+    text = (
+        "SECTION 1. SHORT TITLE.\n\nThis Act may be cited as the Clean Rivers Act of 2031.\n\n"
+        "SEC. 2. FINDINGS.\n\n(1) Rivers in many States are badly polluted today.\n\n"
+        "SEC. 3. DEFINITIONS.\n\nIn this Act, the term State means each of the several States.\n\n"
+        "SEC. 4. GRANTS.\n\n(a) The Secretary shall make grants to States to clean rivers."
+    )
+    p = preprocess(text, legal)
+    cues = dict(zip((p.sentences[i] for i in p.candidates), p.cues, strict=True))
+    assert cues["This Act may be cited as the Clean Rivers Act of 2031."] > 0
+    assert cues["(1) Rivers in many States are badly polluted today."] < 0  # only its heading says "findings"
+    assert cues["In this Act, the term State means each of the several States."] < 0
+    assert cues["(a) The Secretary shall make grants to States to clean rivers."] > 0
+    assert all(-1.0 <= c <= 1.0 for c in p.cues)
+    assert cue_score("anything at all", ExtractiveParams()) == 0.0
+
+
+def test_legal_summary_says_what_the_act_does(engine: ExtractiveEngine) -> None:
+    bill = (
+        "SECTION 1. SHORT TITLE.\n\nThis Act may be cited as the ``Clean Rivers Act of 2031''.\n\n"
+        "SEC. 2. FINDINGS.\n\nThe Congress finds the following:\n"
+        "(1) Mining waste has polluted more than 4,000 miles of rivers in the western States.\n"
+        "(2) Polluted rivers cost fisheries and towns downstream hundreds of millions of dollars a year.\n"
+        "(3) Existing cleanup programs reach fewer than one river in ten.\n\n"
+        "SEC. 3. DEFINITIONS.\n\nIn this Act:\n(1) The term ``river'' means a natural stream of water flowing towards an ocean, a lake or another river.\n"
+        "(2) The term ``State'' means each of the several States, the District of Columbia and each territory of the United States.\n\n"
+        "SEC. 4. RIVER GRANTS.\n\n(a) In General.--The Secretary of the Interior shall make grants to States to restore rivers polluted by mining.\n"
+        "(b) Authorization of Appropriations.--There are authorized to be appropriated $50,000,000 for each of fiscal years 2032 through 2036 to carry out this section."
+    )
+    legal = STYLES.get("legal")
+    style = legal.model_copy(update={"extractive": legal.extractive.model_copy(update={"target_words": 60})})
+    outcome = engine.summarize([SummaryItem(text=bill, style=style)])[0]
+    assert isinstance(outcome, SummaryResult) and outcome.input_words > 2 * 60  # selection has to choose
+    assert "Clean Rivers Act of 2031" in outcome.summary
+    assert "shall make grants to States" in outcome.summary and "authorized to be appropriated" in outcome.summary
+    assert "SEC. " not in outcome.summary and " means " not in outcome.summary and "Mining waste" not in outcome.summary
+
+
+def test_chat_shorter_than_the_target_is_kept_whole(engine: ExtractiveEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    chat = "Ana: Lunch at noon?\nBo: Yes, see you there."
+    monkeypatch.setattr(engine.encoder, "encode", lambda texts: pytest.fail("no encoder pass needed"))
+    assert summarize(engine, chat, "casual").summary == "Ana: Lunch at noon? Bo: Yes, see you there."
+
+
+def test_casual_summary_is_short_and_made_of_whole_turns(engine: ExtractiveEngine) -> None:
+    result = summarize(engine, DIALOGUE, "casual")
+    turns = split_sentences(DIALOGUE)
+    assert result.summary_words <= STYLES.get("casual").extractive.max_words
+    assert is_subsequence_of_sentences(result.summary, turns) and result.summary.count(":") >= 1

@@ -74,3 +74,25 @@ def test_batch_key_differs_with_settings() -> None:
     registry = StyleRegistry.load()
     assert registry.get("news").batch_key() == registry.get("news").batch_key()
     assert registry.get("news").batch_key() != registry.get("legal").batch_key()
+
+
+def test_cue_phrases_merge_pattern_by_pattern_and_bad_ones_fail_at_load(tmp_path: Path) -> None:
+    builtin = dict(StyleRegistry.load().get("legal").extractive.cues)
+    assert builtin["may be cited as"] > 0
+    user = tmp_path / "styles.yaml"
+    user.write_text("legal:\n  extractive:\n    cues: {'may be cited as': 0, '(?i)penalt': 0.5}\n")
+    cues = dict(StyleRegistry.load(user).get("legal").extractive.cues)
+    assert cues["may be cited as"] == 0 and cues["(?i)penalt"] == 0.5
+    assert cues.keys() == builtin.keys() | {"(?i)penalt"}
+    user.write_text("legal:\n  extractive:\n    cues: {'(unclosed': 0.5}\n")
+    with pytest.raises(ConfigError, match=r"(?s)style 'legal' is invalid.*must be a regular expression"):
+        StyleRegistry.load(user)
+    user.write_text("casual:\n  extractive:\n    cues: {'plan': 3}\n")
+    with pytest.raises(ConfigError, match="weight must be between -1 and 1"):
+        StyleRegistry.load(user)
+
+
+def test_builtin_word_targets_match_what_readers_expect() -> None:
+    registry = StyleRegistry.load()
+    targets = {name: registry.get(name).extractive.length_target for name in registry.names}
+    assert targets == {"news": 55, "legal": 150, "casual": 20}

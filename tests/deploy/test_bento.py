@@ -24,7 +24,7 @@ import yaml
 from models.bento import BentoFile, included_sources
 from tests.deploy.project import BENTO_UID, DECOYS, REPO, copy_project
 from tests.fixtures.tiny_models import build_tiny_bart
-from tests.server.conftest import BIN, Server, base_env, run_models_cli
+from tests.server.conftest import BIN, Server, base_env, new_bentoml_home, run_models_cli
 
 pytestmark = pytest.mark.server
 
@@ -78,10 +78,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The build machine's BentoML home, with the default encoder imported as `make` does."""
-    home = tmp_path_factory.mktemp("bentoml-home")
-    run_models_cli(base_env(home), "import-default")
-    return home
+    """The build machine's own BentoML home: builds and the GPU variant's model stay out of the shared one."""
+    return new_bentoml_home(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

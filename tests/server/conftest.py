@@ -88,12 +88,16 @@ def run_models_cli(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-@pytest.fixture(scope="session")
-def bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def new_bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh model store holding the default encoder, imported the way `make serve` does it."""
     home = tmp_path_factory.mktemp("bentoml-home")
     run_models_cli(base_env(home), "import-default")
     return home
+
+
+@pytest.fixture(scope="session")
+def bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return new_bentoml_home(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -66,7 +66,6 @@ class InputTooLarge(SummarizerError):
 class Overloaded(SummarizerError):
     status_code = 429
     public_message = None
-    retry_after_s = 1
 
 
 class NotReady(SummarizerError):

@@ -42,9 +42,8 @@ async def call_model(
         except asyncio.TimeoutError:
             raise UpstreamTimeout(f"the model did not answer within {timeout_s:g} s") from None
         except overload_errors:
-            err = Overloaded(f"the model service is at capacity; retry after {retry_after_s} s")
-            err.retry_after_s = retry_after_s
-            raise err from None
+            # The Retry-After header itself is set where errors become HTTP (service.error_response).
+            raise Overloaded(f"the model service is at capacity; retry after {retry_after_s} s") from None
         except connection_errors as exc:
             attempt += 1
             if attempt > retries:

@@ -16,6 +16,7 @@ from typing import IO, Any, Literal
 import aiohttp
 import bentoml
 from bentoml._internal.configuration.containers import BentoMLContainer
+from bentoml._internal.marshal.dispatcher import CorkDispatcher
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
@@ -28,6 +29,8 @@ with bentoml.importing():
     from pipelines.auth_asgi import TokenAuth
     from pipelines.batch import BatchDocument, BatchResult, DocumentPreparer, check_batch, summarize_documents, unavailable
     from pipelines.engine import ItemOutcome, SummaryItem, summarize_isolated
+    from pipelines.batching import dispatcher_tick_s
+    from pipelines.device import set_threads
     from pipelines.engines import build_encoder, build_engine
     from pipelines.errors import NotReady, Overloaded, SummarizerError
     from pipelines.gateway import call_model
@@ -72,9 +75,12 @@ class SummarizerModel:
 
     def __init__(self) -> None:
         install(BentoMLContainer.tracer_provider.get())
+        set_threads(settings.torch_threads)
         encoder_model = resolve(type(self).encoder)
         generator_model = resolve(type(self).generator) if settings.engine == "abstractive" else None
         self.encoder = build_encoder(settings, encoder_model.path)
+        # A class attribute BentoML reads at every poll; this worker has only our dispatchers.
+        CorkDispatcher.TICKET_INTERVAL = dispatcher_tick_s(settings.dispatcher_tick_ms, self.encoder.device.type)
         self.encoder_tag = encoder_model.tag
         self.engine = build_engine(
             settings,

@@ -29,3 +29,10 @@ def select_dtype(requested: str, device: torch.device) -> torch.dtype:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
+
+
+def set_threads(threads: int) -> None:
+    """Cap torch's intra-op threads (0 keeps its default). The entry worker's redaction shares the
+    cores with the model worker, and oversubscribed OpenMP threads spin instead of working."""
+    if threads > 0:
+        torch.set_num_threads(threads)

@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(16_384, gt=0)
     encoder_batch_tokens: int = Field(2_048, gt=0)
     max_sentence_chars: int = Field(2_000, gt=0)
+    # How often BentoML's batcher polls its queue while a batch runs. Unset: 1 ms (BentoML's own)
+    # on a GPU, where batches take milliseconds; 10 ms on CPU, where they take seconds and every
+    # wake-up takes the GIL from the thread running the model (pipelines/batching.py).
+    dispatcher_tick_ms: float | None = Field(None, gt=0, le=100)
+    # torch intra-op threads in the model worker; 0 keeps torch's default (one per core).
+    torch_threads: int = Field(0, ge=0)
 
     # Abstractive generation
     max_reduce_rounds: int = Field(4, gt=0)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.batching import BatchContractError, check_outputs, group_indices, token_capped
+from pipelines.batching import BatchContractError, check_outputs, dispatcher_tick_s, group_indices, token_capped
 
 
 def test_group_indices_keeps_first_seen_order() -> None:
@@ -27,3 +27,9 @@ def test_check_outputs() -> None:
     assert check_outputs([1, 2], ["a", "b"], "x") == ["a", "b"]
     with pytest.raises(BatchContractError, match="x returned 1 outputs for 2 inputs"):
         check_outputs([1, 2], ["a"], "x")
+
+
+def test_dispatcher_tick_is_coarse_on_cpu_and_bentoml_default_on_gpu_unless_set() -> None:
+    assert dispatcher_tick_s(None, "cpu") == 0.010
+    assert dispatcher_tick_s(None, "cuda") == 0.001
+    assert dispatcher_tick_s(2.5, "cuda") == 0.0025

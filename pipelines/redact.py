@@ -12,6 +12,7 @@ phone numbers as other entities).
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,21 @@ class _CardRecognizer(CreditCardRecognizer):
         Pattern(p.name, p.regex.replace(r"((4\d{3})|", r"((4\d{3})|(2[2-7]\d{2})|", 1), p.score)
         for p in CreditCardRecognizer.PATTERNS
     ]
+
+
+# Presidio's patterns can cost time quadratic in the text on adversarial input (`1.2.` repeated:
+# 48 s for 100k characters, in the IP recognizer). Analyzing fixed windows makes the cost linear.
+# Windows overlap by more than any entity is long, so every entity lies whole in some window;
+# a match touching an inner window edge may be cut short there and is left to the neighbour.
+WINDOW_CHARS = 2_000
+WINDOW_OVERLAP = 500
+
+
+def windows(length: int, size: int = WINDOW_CHARS, overlap: int = WINDOW_OVERLAP) -> list[tuple[int, int]]:
+    """(start, end) of each window over a text of `length` characters."""
+    if length <= size + overlap:
+        return [(0, length)]
+    return [(start, min(length, start + size + overlap)) for start in range(0, length - overlap, size)]
 
 
 _MIN_PHONE_DIGITS = 7  # fewer is an order number or a postcode, whatever a region's dial plan allows
@@ -148,13 +164,24 @@ def check_config(config: RedactionConfig) -> None:
 
 
 def _resolve_overlaps(found: Sequence[Any]) -> list[Any]:
-    """Keep one entity per stretch of text: higher score first, then the more specific type."""
+    """Keep one entity per stretch of text: higher score first, then the more specific type.
+
+    Kept spans never overlap, so their starts and ends sort alike and a candidate need only be
+    checked against its two neighbours: n log n, where checking all kept spans was quadratic
+    (12,500 IP matches in 100k characters of `1.2.` took ~40 s).
+    """
     ranked = sorted(found, key=lambda f: (-f.score, _PRIORITY.get(f.entity_type, 5), f.start - f.end))
+    starts: list[int] = []
     kept: list[Any] = []
     for candidate in ranked:
-        if all(candidate.end <= k.start or k.end <= candidate.start for k in kept):
-            kept.append(candidate)
-    return sorted(kept, key=lambda f: f.start)
+        at = bisect.bisect_left(starts, candidate.start)
+        if at > 0 and kept[at - 1].end > candidate.start:
+            continue
+        if at < len(kept) and kept[at].start < candidate.end:
+            continue
+        starts.insert(at, candidate.start)
+        kept.insert(at, candidate)
+    return kept
 
 
 class Redactor:
@@ -198,9 +225,16 @@ class Redactor:
     def _analyze(self, text: str) -> list[Any]:
         if self._analyzer is None or not text:
             return []
-        found = self._analyzer.analyze(
-            text=text, language="en", entities=self.entities, score_threshold=self.score_threshold
-        )
+        found = []
+        for start, end in windows(len(text)):
+            for match in self._analyzer.analyze(
+                text=text[start:end], language="en", entities=self.entities, score_threshold=self.score_threshold
+            ):
+                if (start > 0 and match.start == 0) or (end < len(text) and match.end == end - start):
+                    continue  # possibly cut by the window edge: the overlapping window has it whole
+                match.start += start
+                match.end += start
+                found.append(match)
         return _resolve_overlaps(found)
 
     def redact(self, text: str) -> Redacted:

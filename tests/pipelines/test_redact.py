@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import random
 
-from pipelines.redact import RedactionConfig, Redactor, check_config
+import pytest
+from presidio_analyzer import RecognizerResult
+
+from pipelines.redact import WINDOW_CHARS, WINDOW_OVERLAP, _PRIORITY, RedactionConfig, Redactor, _resolve_overlaps, check_config, windows
 from pipelines.settings import REDACTABLE_ENTITIES
 from tests.fixtures.pii import evaluate, labelled_set
 
@@ -121,3 +124,45 @@ def test_building_and_redacting_never_reach_for_the_network(no_network: list[obj
 def test_internal_domains_are_redacted_too(redactor: Redactor) -> None:
     out = redactor.redact("Ask ops@corp.internal or anna@mail.example for access.")
     assert out.counts == {"EMAIL_ADDRESS": 2}
+
+
+@pytest.mark.parametrize("length", [0, 10, WINDOW_CHARS + WINDOW_OVERLAP, WINDOW_CHARS + WINDOW_OVERLAP + 1, 9_999, 100_000])
+def test_windows_cover_the_text_and_hold_every_short_span_whole(length: int) -> None:
+    spans = windows(length)
+    assert spans[0][0] == 0 and spans[-1][1] == length
+    assert all(a[1] > b[0] for a, b in zip(spans, spans[1:]))  # overlapping, no gaps
+    for start in range(0, max(length - WINDOW_OVERLAP, 0), 97):
+        assert any(s <= start and start + WINDOW_OVERLAP <= e for s, e in spans), start
+
+
+def test_entities_across_window_edges_are_redacted_as_anywhere_else(redactor: Redactor) -> None:
+    values = ["anna.smith@example.co.uk", "+44 20 7946 0958", "4111 1111 1111 1111", "192.168.10.24", "EMP-123456"]
+    filler = "The quarterly report was reviewed by the committee without further comment. "
+    # Each value is placed so that it starts before and ends after an inner window edge.
+    text, placed = "", 0
+    edges = [WINDOW_CHARS * k + WINDOW_CHARS + WINDOW_OVERLAP for k in range(len(values))] + [WINDOW_CHARS * k for k in range(1, 6)]
+    for edge in sorted(edges):
+        value = values[placed % len(values)]
+        while len(text) < edge - len(value) // 2 - 1:
+            text += filler
+        text = text[: edge - len(value) // 2 - 1] + " " + value + " "
+        placed += 1
+    text += filler * 20
+    assert len(windows(len(text))) > 1
+    result = redactor.redact(text)
+    assert sum(result.counts.values()) == placed
+    assert not any(value in result.text for value in values)
+
+
+def test_overlaps_resolve_like_the_plain_rule_on_many_random_spans() -> None:
+    rng = random.Random(7)
+    found = [
+        RecognizerResult(rng.choice(["PHONE_NUMBER", "EMAIL_ADDRESS", "IP_ADDRESS"]), start, start + rng.randint(1, 30), rng.choice([0.4, 0.6, 0.9]))
+        for start in (rng.randint(0, 2_000) for _ in range(600))
+    ]  # fmt: skip
+    ranked = sorted(found, key=lambda f: (-f.score, _PRIORITY.get(f.entity_type, 5), f.start - f.end))
+    plain: list[RecognizerResult] = []
+    for candidate in ranked:  # the quadratic rule the fast one replaces
+        if all(candidate.end <= k.start or k.end <= candidate.start for k in plain):
+            plain.append(candidate)
+    assert _resolve_overlaps(found) == sorted(plain, key=lambda f: f.start)

@@ -2,14 +2,24 @@
 
 - BodySizeLimit: BentoML reads and parses any body, however large; this rejects a declared
   Content-Length at once and stops a streamed (chunked) body as soon as it passes the cap (413).
+- MediaTypeCheck: BentoML parses any Content-Type it does not know as JSON and form types as
+  forms, and never decompresses; a body it would misread is a 415 that says what to send.
 - ConcurrencyLimit: admission control in front of the model queue, so overload is a fast 429
   with Retry-After and our JSON error body, instead of a queue that grows until timeouts.
+- ErrorShape: BentoML's own errors (malformed JSON, wrong types, 404, 405) in our error shape.
+
+Responses sent before the body is read close the connection: the server would otherwise go on
+reading (and discarding) a body that may never end, to keep the connection alive.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
+from http import HTTPStatus
 from typing import Any, Awaitable, Callable, Mapping, MutableMapping
+
+from pipelines.errors import InputTooLarge
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -22,15 +32,27 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 EXEMPT_PATHS = frozenset({"/readyz", "/livez", "/healthz", "/metrics"})
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(InputTooLarge):
+    """Raised inside the app's `receive`; an InputTooLarge, so route handlers that answer our
+    errors (the /jobs app) do so quietly. The 413 sent is BodySizeLimit's own either way."""
 
 
-async def send_error(send: Send, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> None:
-    """Our JSON error body, for responses made before the request reaches BentoML."""
-    body = json.dumps({"error": {"type": kind, "message": message, "status": status}}).encode()
+def error_body(status: int, kind: str, message: str) -> bytes:
+    return json.dumps({"error": {"type": kind, "message": message, "status": status}}).encode()
+
+
+async def send_error(
+    send: Send, status: int, kind: str, message: str, headers: dict[str, str] | None = None, *, close: bool = False
+) -> None:
+    """Our JSON error body, for responses made before the request reaches BentoML.
+
+    `close`: the body was not read, so the connection must not be kept alive (see the module doc).
+    """
+    body = error_body(status, kind, message)
     raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    if close:
+        raw_headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -87,7 +109,7 @@ class BodySizeLimit:
 
     async def _reject(self, send: Send, limit: int) -> None:
         message = f"request body is larger than the {limit} byte limit"
-        await send_error(send, 413, "InputTooLarge", message)
+        await send_error(send, 413, "InputTooLarge", message, close=True)
 
 
 class ConcurrencyLimit:
@@ -110,3 +132,131 @@ class ConcurrencyLimit:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    value: bytes | None = dict(scope.get("headers") or []).get(name)
+    return value
+
+
+class MediaTypeCheck:
+    """415 for a body the routes would misread: compressed (nothing here decompresses, so gzip
+    would reach the parser as garbage, and a "zip bomb" never expands), or, on `json_paths`, any
+    Content-Type but JSON (BentoML would parse form types as a form: `curl -d` without a JSON
+    header got "text is empty"). No Content-Type at all is taken as JSON, as BentoML does.
+    """
+
+    def __init__(self, app: ASGIApp, json_paths: Collection[str]) -> None:
+        self.app = app
+        self.json_paths = frozenset(json_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            problem = self.problem(scope)
+            if problem is not None:
+                await send_error(send, 415, "UnsupportedMediaType", problem, close=True)
+                return
+        await self.app(scope, receive, send)
+
+    def problem(self, scope: Scope) -> str | None:
+        encoding = (_header(scope, b"content-encoding") or b"identity").decode("latin-1").strip().lower()
+        if encoding not in ("", "identity"):
+            return f"Content-Encoding {encoding[:40]!r} is not supported; send the body uncompressed"
+        content_type = _header(scope, b"content-type")
+        if scope["path"] not in self.json_paths or content_type is None:
+            return None
+        media_type = content_type.decode("latin-1").split(";")[0].strip().lower()
+        if media_type == "application/json":
+            return None
+        return f"send the body as JSON with Content-Type: application/json, not {media_type[:60]!r}"
+
+
+# Types for errors BentoML or Starlette made, by status; 5xx keep a fixed message (never internals).
+_KINDS = {400: "BadInput", 404: "NotFound", 405: "MethodNotAllowed", 413: "InputTooLarge", 415: "UnsupportedMediaType",
+          422: "BadInput", 429: "Overloaded", 503: "NotReady", 504: "UpstreamTimeout"}  # fmt: skip
+_MAX_ERROR_BODY = 65_536  # error bodies are small; anything larger passes through untouched
+_SHOWN_PROBLEMS = 3
+
+
+def reshape_error(status: int, body: bytes) -> bytes | None:
+    """`body` of an error response in our shape, or None when it already is ours."""
+    try:
+        data: Any = json.loads(body)
+    except ValueError:  # plain text, e.g. Starlette's "Not Found"
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        return None
+    kind = _KINDS.get(status, "SummarizerError" if status >= 500 else "BadInput")
+    if status >= 500:
+        return error_body(status, kind, _phrase(status).lower())
+    return error_body(status, kind, _message(data, body) or _phrase(status))
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "error"
+
+
+def _message(data: Any, body: bytes) -> str:
+    # BentoML: {"error": "1 validation error for X", "detail": [pydantic errors]} for bad bodies,
+    # [{"error": msg}] for its own 4xx. Pydantic's details carry no input (BentoML leaves it out).
+    if isinstance(data, dict) and isinstance(data.get("detail"), list):
+        problems = [_problem(e) for e in data["detail"] if isinstance(e, dict)]
+        more = f" (and {len(problems) - _SHOWN_PROBLEMS} more)" if len(problems) > _SHOWN_PROBLEMS else ""
+        return "invalid request body: " + "; ".join(problems[:_SHOWN_PROBLEMS]) + more
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]
+    if isinstance(data, dict):
+        return str(data.get("error", ""))[:500]
+    return body.decode("utf-8", "replace").strip()[:200] if data is None else ""
+
+
+def _problem(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error.get("loc") or ())
+    return f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg", "invalid"))
+
+
+class ErrorShape:
+    """Rewrites error responses that are not in our shape (`{"error": {"type", "message",
+    "status"}}`): BentoML's validation and exception bodies, Starlette's plain-text 404 and 405.
+    Only responses of status >= 400 are buffered, and only up to a small size.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def shaping_send(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                start = message  # held until the body shows whose error it is
+                return
+            if start is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            size = sum(map(len, chunks))
+            if message.get("more_body", False) and size <= _MAX_ERROR_BODY:
+                return
+            held, start = start, None
+            body = b"".join(chunks)
+            chunks.clear()
+            shaped = reshape_error(held["status"], body) if size <= _MAX_ERROR_BODY else None
+            if shaped is None:
+                await send(held)
+                await send({**message, "body": body})
+                return
+            keep = [(k, v) for k, v in held.get("headers", []) if k.lower() not in (b"content-type", b"content-length")]
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(shaped)).encode()), *keep]
+            await send({**held, "headers": headers})
+            await send({"type": "http.response.body", "body": shaped})
+
+        await self.app(scope, receive, shaping_send)

@@ -14,6 +14,10 @@
     ├── NotReady (503)           the model service is not up (yet)
     ├── UpstreamTimeout (504)    the model did not answer within the request timeout
     ├── ModelError (500)         the model failed on this item; message is safe to show
+    ├── StorageError (503)       the volume under the job store or the index failed (I/O error)
+    │   ├── StorageFull (507)    no space left: nothing was stored; free space, then retry
+    │   └── StorageReadOnly (507)  the volume is read-only: nothing was stored
+    ├── jobs.JobStoreCorrupt (503)  the job store's database is damaged
     └── ConfigError (-)          bad configuration, raised at start-up only
 
 Errors become JSON responses in exactly one place (`service.py`); a 5xx body never echoes
@@ -21,6 +25,8 @@ internals, only the class's public message.
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class SummarizerError(Exception):
@@ -81,6 +87,33 @@ class UpstreamTimeout(SummarizerError):
 class ModelError(SummarizerError):
     status_code = 500
     public_message = "the model failed on this document"
+
+
+class StorageError(SummarizerError):
+    """The server could not write its own state (job store, index). 507 when it is sure the volume
+    is full or read-only (the server lacks storage: retrying elsewhere or soon will not help until
+    an operator acts), else 503. Messages name the store and the fault, never a path: the log
+    has the path."""
+
+    status_code = 503
+    public_message = None
+
+
+class StorageFull(StorageError):
+    status_code = 507
+
+
+class StorageReadOnly(StorageError):
+    status_code = 507
+
+
+def storage_error(exc: OSError, what: str) -> StorageError:
+    """Translate an OSError met writing `what` ("the job store", "the knowledge index")."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"{what} cannot store anything: its volume is full; free space, then retry")
+    if exc.errno == errno.EROFS:
+        return StorageReadOnly(f"{what} cannot store anything: its volume is read-only")
+    return StorageError(f"{what} could not read or write its volume ({exc.strerror or type(exc).__name__})")
 
 
 class ConfigError(SummarizerError):

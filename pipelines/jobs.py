@@ -10,28 +10,36 @@ transient error). `running` is only ever a claim of the one live runner: on star
 to pending, so a killed server loses no document and, with (job, id) as the key, never records
 one twice. Every change is a transaction with synchronous=FULL: a commit survives a SIGKILL and a
 power cut.
+
+Storage faults are errors, never damage: a full or read-only volume makes writes raise StorageFull
+or StorageReadOnly (507) and the transaction rolls back whole; a damaged database file raises
+JobStoreCorrupt (503). Each names the store, and the log names the file. A store that cannot be
+opened at start-up does not stop the server: every call tries again, so fixing the volume is enough.
+Reads go on while the volume is full or read-only. The SQLite plumbing that makes this so is in
+`pipelines.jobs_db`.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from pipelines.batch import BatchDocument, BatchResult, InvalidLine, parse_line
-from pipelines.errors import BadInput, Conflict, NotFound
+from pipelines.errors import BadInput, Conflict, NotFound, StorageError
+from pipelines.jobs_db import JobDatabase, JobStoreCorrupt
 from pipelines.metrics import JOB_DOCUMENTS, JOBS
 
 JobStatus = Literal["queued", "running", "completed", "cancelled", "failed"]
 UNFINISHED: tuple[JobStatus, ...] = ("queued", "running")
 RATE_WINDOW_S = 60.0
 SHOWN_INVALID_LINES = 20
+__all__ = ["JobStoreCorrupt"]  # re-exported: callers import job things from here
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -133,35 +141,22 @@ class JobStore:
     share one; WAL lets status reads proceed while the runner writes.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_line_bytes: int = 16_777_216) -> None:
         self.root = root
+        self.max_line_bytes = max_line_bytes
         self.inputs = root / "inputs"
-        self.inputs.mkdir(parents=True, exist_ok=True)
         self.path = root / "jobs.sqlite3"
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+        self._db = JobDatabase(self.path, SCHEMA, self.inputs)
+        # Every query goes through these; `_connect(read_only=True)` still reads on a broken volume.
+        self._connect, self._transaction = self._db.connect, self._db.transaction
+        with suppress(StorageError, JobStoreCorrupt):
+            # Not fatal (it is logged with the path): the rest of the service works, /jobs answers
+            # with this error, and every call tries again, so fixing the volume is enough.
+            self._db.open()
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        try:
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA busy_timeout=30000")
-            yield db
-        finally:
-            db.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def close(self) -> None:
+        """Release the store's open connection (tests; a server keeps it for its life)."""
+        self._db.close()
 
     # -- submission -------------------------------------------------------------------------
 
@@ -181,10 +176,12 @@ class JobStore:
         first_problems: list[str] = []
         with self._transaction() as db, input_path.open("rb") as f:
             seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
-            for line, offset, raw in _lines(f):
-                if not raw.strip():
+            for line, offset, raw in _lines(f, self.max_line_bytes):
+                if raw is not None and not raw.strip():
                     continue
                 try:
+                    if raw is None:
+                        raise InvalidLine(line, f"longer than {self.max_line_bytes} bytes (SUMMARIZER_JOBS_MAX_LINE_BYTES)")
                     doc = parse_line(raw, line)
                 except InvalidLine as err:
                     db.execute("INSERT INTO invalid_lines VALUES (?, ?, ?)", (job_id, line, err.reason))
@@ -219,7 +216,7 @@ class JobStore:
     # -- reading ----------------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job:
-        with self._connect() as db:
+        with self._connect(read_only=True) as db:
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no job {job_id!r}; GET /jobs lists the jobs this server knows")
@@ -230,7 +227,7 @@ class JobStore:
 
     def job_status(self, job_id: str) -> JobStatus:
         """Just the status: the runner checks it between batches to notice a cancel."""
-        with self._connect() as db:
+        with self._connect(read_only=True) as db:
             row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise NotFound(f"no job {job_id!r}")
@@ -238,7 +235,7 @@ class JobStore:
         return status
 
     def all(self) -> list[Job]:
-        with self._connect() as db:
+        with self._connect(read_only=True) as db:
             rows = db.execute("SELECT * FROM jobs ORDER BY seq DESC").fetchall()
         return [self._job(row, {}) for row in rows]
 
@@ -258,12 +255,12 @@ class JobStore:
         rate = 0.0
         if job.status == "running" and job.run_started_at is not None:
             window = min(RATE_WINDOW_S, max(now - job.run_started_at, 1e-3))
-            with self._connect() as db:
+            with self._connect(read_only=True) as db:
                 recent = db.execute(
                     "SELECT COUNT(*) FROM documents WHERE job_id = ? AND finished_at >= ?", (job_id, now - window)
                 ).fetchone()[0]
             rate = recent / window
-        with self._connect() as db:
+        with self._connect(read_only=True) as db:
             shown = db.execute(
                 "SELECT line, error FROM invalid_lines WHERE job_id = ? ORDER BY line LIMIT ?",
                 (job_id, SHOWN_INVALID_LINES),
@@ -292,7 +289,7 @@ class JobStore:
     def results(self, job_id: str) -> Iterator[str]:
         """Finished documents' result lines, in input order, streamed from a cursor in chunks."""
         self.get(job_id)
-        with self._connect() as db:
+        with self._connect(read_only=True) as db:
             cursor = db.execute(
                 "SELECT result FROM documents WHERE job_id = ? AND result IS NOT NULL ORDER BY line", (job_id,)
             )
@@ -302,7 +299,7 @@ class JobStore:
 
     def invalid_lines(self, job_id: str) -> Iterator[str]:
         self.get(job_id)
-        with self._connect() as db:
+        with self._connect(read_only=True) as db:
             cursor = db.execute("SELECT line, error FROM invalid_lines WHERE job_id = ? ORDER BY line", (job_id,))
             while rows := cursor.fetchmany(1000):
                 yield "".join(json.dumps({"line": line, "error": error}) + "\n" for line, error in rows)
@@ -343,7 +340,7 @@ class JobStore:
 
     def next_job(self) -> Job | None:
         """The job to work on: a running one first (resume), else the oldest queued one."""
-        with self._connect() as db:
+        with self._connect(read_only=True) as db:
             row = db.execute(
                 "SELECT id FROM jobs WHERE status IN ('running', 'queued') ORDER BY status = 'queued', seq LIMIT 1"
             ).fetchone()
@@ -383,7 +380,7 @@ class JobStore:
 
     def next_due(self, job_id: str) -> float | None:
         """When the earliest pending document may be tried (None: nothing pending)."""
-        with self._connect() as db:
+        with self._connect(read_only=True) as db:
             value = db.execute(
                 "SELECT MIN(next_attempt_at) FROM documents WHERE job_id = ? AND status = 'pending'", (job_id,)
             ).fetchone()[0]
@@ -420,12 +417,21 @@ class JobStore:
             )
 
 
-def _lines(f: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
-    """(1-based line number, byte offset, raw line) for every line of a file, streamed."""
+def _lines(f: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, int, bytes | None]]:
+    """(1-based line number, byte offset, raw line) for every line of a file, streamed; the raw
+    line is None where it is longer than `max_line_bytes`, which is then skipped unread: a file
+    submitted by path is not bounded by the upload's line guard, and one line is one document."""
     offset = 0
-    for number, raw in enumerate(f, start=1):
-        yield number, offset, raw
-        offset += len(raw)
+    number = 0
+    while raw := f.readline(max_line_bytes + 1):
+        number += 1
+        start, offset = offset, offset + len(raw)
+        if raw.endswith(b"\n") or len(raw) <= max_line_bytes:
+            yield number, start, raw
+            continue
+        while not raw.endswith(b"\n") and (raw := f.readline(1 << 20)):
+            offset += len(raw)
+        yield number, start, None
 
 
 def read_documents(f: BinaryIO, claimed: list[Claimed]) -> list[BatchDocument | InvalidLine]:

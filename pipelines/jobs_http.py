@@ -15,6 +15,7 @@ a streamed upload of a large JSONL file, and a streamed download. Hence a plain 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -25,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pipelines.errors import BadInput, InputTooLarge, SummarizerError
+from pipelines.errors import BadInput, InputTooLarge, SummarizerError, storage_error
 from pipelines.jobs import JobStore
 from pipelines.styles import STYLE_HEADER, StyleRegistry
 
@@ -42,6 +43,9 @@ class JobsBackend:
     data_dir: Path | None  # where {"path": ...} submissions may point; None disables them
     max_upload_bytes: int
     wake: Callable[[], None]  # tell the runner a job arrived or was cancelled
+    # A line is one document; a longer one is refused while it streams in, before the job store
+    # would read it whole into memory (with the default upload limit, one line could be 4 GB).
+    max_line_bytes: int = 16_777_216
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -54,7 +58,9 @@ def _json_errors(handler: Callable[[Request, JobsBackend], Awaitable[Response]],
         try:
             return await handler(request, get())
         except SummarizerError as err:
-            return JSONResponse(err.to_payload(), status_code=err.status_code)
+            # A refused upload stops being read: close, or the server reads the rest to keep alive.
+            headers = {"Connection": "close"} if isinstance(err, InputTooLarge) else None
+            return JSONResponse(err.to_payload(), status_code=err.status_code, headers=headers)
         except Exception as exc:
             log.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)
             internal = SummarizerError()
@@ -72,17 +78,54 @@ def resolve_data_path(data_dir: Path | None, given: object) -> Path:
     if "\x00" in given:
         raise BadInput("path must not contain NUL characters")
     root = data_dir.resolve()
-    path = (root / given).resolve()
-    if not path.is_relative_to(root):
-        raise BadInput(f"path {given!r} is outside the data directory")
-    if not path.is_file():
-        raise BadInput(f"no file {given!r} in the data directory")
+    shown = repr(given) if len(given) <= 200 else repr(given[:200]) + "..."
+    try:
+        path = (root / given).resolve()
+        inside = path.is_relative_to(root)
+        is_file = inside and path.is_file()
+    except OSError as exc:  # a name too long for the file system, say: no file it could name
+        raise BadInput(f"path {shown} cannot name a file ({errno.errorcode.get(exc.errno or 0, 'OSError')})") from None
+    if not inside:
+        raise BadInput(f"path {shown} is outside the data directory")
+    if not is_file:
+        raise BadInput(f"no file {shown} in the data directory")
     return path
 
 
-async def _receive_upload(request: Request, target: Path, limit: int) -> None:
+class LineGuard:
+    """Counts the bytes of the line being streamed in; InputTooLarge once one passes `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.line = 1  # 1-based number of the line being read
+        self.length = 0  # its bytes so far
+
+    def feed(self, chunk: bytes) -> None:
+        end = chunk.find(b"\n")
+        if end < 0:
+            self._check(self.length + len(chunk))
+            self.length += len(chunk)
+            return
+        self._check(self.length + end)
+        if len(chunk) > self.limit:  # a whole line inside one chunk could be too long too
+            for i, line in enumerate(chunk.split(b"\n")[1:-1], start=1):
+                self._check(len(line), self.line + i)
+        self.line += chunk.count(b"\n")
+        self.length = len(chunk) - chunk.rfind(b"\n") - 1
+        self._check(self.length)
+
+    def _check(self, length: int, line: int | None = None) -> None:
+        if length > self.limit:
+            raise InputTooLarge(
+                f"line {line or self.line} of the upload is longer than {self.limit} bytes "
+                "(SUMMARIZER_JOBS_MAX_LINE_BYTES); each line holds one document"
+            )
+
+
+async def _receive_upload(request: Request, target: Path, limit: int, max_line_bytes: int) -> None:
     """Stream the body to disk; never more than `limit` bytes, never the whole body in memory."""
     size = 0
+    lines = LineGuard(max_line_bytes)
     partial = target.with_suffix(".part")
     try:
         with partial.open("wb") as f:
@@ -93,12 +136,26 @@ async def _receive_upload(request: Request, target: Path, limit: int) -> None:
                         f"the upload is larger than {limit} bytes (SUMMARIZER_JOBS_MAX_UPLOAD_BYTES); "
                         "put the file under the data directory and submit its path"
                     )
+                lines.feed(chunk)
                 f.write(chunk)
         if size == 0:
             raise BadInput("the upload is empty; send the JSONL file as the request body")
         partial.rename(target)
+    except OSError as exc:  # a full or read-only volume: 507 naming it, not a bare 500
+        log.error("upload to %s failed: %s", partial, exc.strerror)
+        raise storage_error(exc, "the job store") from exc
     finally:
-        partial.unlink(missing_ok=True)
+        if partial.exists():  # on a read-only volume even unlinking a missing file fails (EROFS)
+            partial.unlink()
+
+
+def _parse_json(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not UTF-8
+        raise BadInput(f'the body is not valid JSON ({type(exc).__name__}); send {{"path": "file.jsonl"}}') from None
+    except RecursionError:
+        raise BadInput('the body is not valid JSON (nested too deeply); send {"path": "file.jsonl"}') from None
 
 
 async def submit(request: Request, jobs: JobsBackend) -> Response:
@@ -111,10 +168,7 @@ async def submit(request: Request, jobs: JobsBackend) -> Response:
             raw += chunk
             if len(raw) > JSON_BODY_LIMIT:
                 raise InputTooLarge("a JSON submission only names a file; upload JSONL with Content-Type application/x-ndjson")
-        try:
-            body = json.loads(raw)
-        except json.JSONDecodeError:
-            raise BadInput('the body is not valid JSON; send {"path": "file.jsonl"}') from None
+        body = _parse_json(raw)
         if not isinstance(body, dict):
             raise BadInput('send {"path": "file.jsonl"}')
         path = resolve_data_path(jobs.data_dir, body.get("path"))
@@ -125,7 +179,7 @@ async def submit(request: Request, jobs: JobsBackend) -> Response:
         created = False
     else:
         job_id, path = jobs.store.new_upload_path()
-        await _receive_upload(request, path, jobs.max_upload_bytes)
+        await _receive_upload(request, path, jobs.max_upload_bytes, jobs.max_line_bytes)
         source, created = "upload", True
     try:
         await asyncio.to_thread(jobs.store.create, job_id, path, source, default_style)

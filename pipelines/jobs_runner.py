@@ -4,6 +4,10 @@ One runner per job store (a file lock makes sure of it, whatever the number of w
 resumes the running job first, then takes queued jobs oldest first. `concurrency` batches are in
 flight at once, so preparing one batch overlaps the model's work on another. Summarizing is
 passed in (the same `summarize_documents` flow that `/batch` uses), so this runs without BentoML.
+
+When the job store cannot be written (a full or read-only volume) or is damaged, the runner
+neither stops nor counts attempts against the documents: the batch's summaries are dropped, its
+claims go back to pending, and it tries again after a backoff (one log line per try, no traceback).
 """
 
 from __future__ import annotations
@@ -11,24 +15,36 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO
 
 from pipelines.batch import BatchDocument, BatchResult, InvalidLine
-from pipelines.errors import BadInput, NotReady
-from pipelines.jobs import Claimed, Job, JobStore, RetryPolicy, read_documents
+from pipelines.errors import BadInput, NotReady, StorageError
+from pipelines.jobs import Claimed, Job, JobStore, JobStoreCorrupt, RetryPolicy, read_documents
 from pipelines.tracing import tracer
 
 log = logging.getLogger("summarizer.jobs")
 SummarizeDocuments = Callable[[list[BatchDocument], str | None], Awaitable[list[BatchResult]]]
 PROGRESS_LOG_S = 30.0
+STORE_BACKOFF_MAX_S = 60.0
+StoreFault = (StorageError, JobStoreCorrupt)  # the volume or the file, not the documents
 
 
 def acquire_runner_lock(root: Path) -> IO[bytes] | None:
-    """The runner lock of a job store, or None if another process runs its jobs. Keep the handle open."""
-    handle = (root / "runner.lock").open("ab")
+    """The runner lock of a job store, or None if another process runs its jobs. Keep the handle open.
+
+    Opened read-only (flock needs no write access), so an existing lock file works on a read-only
+    volume; a volume where it cannot even be created gets no runner, with a log line, not a crash.
+    """
+    try:
+        fd = os.open(root / "runner.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError as exc:
+        log.error("job runner disabled: cannot open %s: %s", root / "runner.lock", exc.strerror)
+        return None
+    handle = os.fdopen(fd, "rb")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -68,19 +84,34 @@ class JobRunner:
         self._wakeup.clear()
 
     async def run_forever(self) -> None:
-        recovered = await asyncio.to_thread(self.store.recover)
-        if recovered:
-            log.info("resuming: %d documents claimed before a restart are pending again", recovered)
+        """Run jobs until cancelled; no error ends the loop."""
+        recover, faults = True, 0
         while True:
-            job = await asyncio.to_thread(self.store.next_job)
-            if job is None:
-                await self._idle(self.poll_s)
-                continue
+            job: Job | None = None
             try:
+                if recover:
+                    # Claims of a runner that died, or of a batch whose results could not be
+                    # stored, go back to pending: no document is lost or left claimed.
+                    recovered = await asyncio.to_thread(self.store.recover)
+                    recover = False
+                    if recovered:
+                        log.info("resuming: %d claimed documents are pending again", recovered)
+                job = await asyncio.to_thread(self.store.next_job)
+                if job is None:
+                    faults = 0
+                    await self._idle(self.poll_s)
+                    continue
                 await self.run_job(job)
+                faults = 0  # reads work on a full volume: only a job run through proves it repaired
+            except StoreFault as err:
+                recover, faults = True, faults + 1
+                delay = min(STORE_BACKOFF_MAX_S, self.poll_s * 2 ** (faults - 1))
+                log.error("job store unavailable: %s; jobs resume by themselves, next try in %.0f s", err.message, delay)
+                await self._idle(delay)
             except Exception:
-                # A bug or a storage error: keep the job as it is (its claims are released) and retry later.
-                log.exception("job %s: runner error; retrying in %.0f s", job.id, self.poll_s)
+                # A bug: keep the job as it is (its claims are released) and retry later.
+                recover = True
+                log.exception("job %s: runner error; retrying in %.0f s", job.id if job else "-", self.poll_s)
                 await self._idle(self.poll_s)
 
     async def run_job(self, job: Job) -> None:
@@ -151,6 +182,8 @@ class JobRunner:
             ]
             await asyncio.to_thread(self.store.record, job.id, claimed, results, self.policy)
             recorded = True
+        except StoreFault:
+            raise  # the volume, not the documents: no attempt counted; run_forever backs off
         except Exception as exc:
             # Not the documents' fault as far as we know: count an attempt, with backoff.
             log.error("job %s: batch at line %d failed: %s", job.id, claimed[0].line, type(exc).__name__)
@@ -158,8 +191,11 @@ class JobRunner:
             await asyncio.to_thread(self.store.record, job.id, claimed, results, self.policy)
             recorded = True
         finally:
-            if not recorded:  # cancelled mid-batch (shutdown): the documents are simply pending again
-                self.store.release(job.id, claimed)
+            if not recorded:  # cancelled mid-batch (shutdown), or a store fault: pending again
+                try:
+                    self.store.release(job.id, claimed)
+                except StoreFault:
+                    pass  # claims stay `running`; run_forever's recover() frees them
 
 
 def _read(path: Path, claimed: list[Claimed]) -> list[BatchDocument | BadInput]:

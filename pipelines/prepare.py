@@ -50,6 +50,7 @@ class InputPipeline:
             strip_footers=settings.strip_footers,
             extra_footer_patterns=settings.footer_patterns,
             max_html_chars=settings.max_html_chars,
+            max_html_tags=settings.max_html_tags,
         )
         redaction_config = RedactionConfig(
             enabled=settings.redact,

@@ -17,6 +17,11 @@ Vectors of two encoders never mix: once it holds documents, an index built with 
 tag or dimension raises IndexMismatch; `python -m pipelines.rag_cli index DOCS --rebuild` (which
 calls `clear()`) starts it again. Qdrant's local mode allows one KnowledgeIndex per folder at a time.
 
+Faults: a full or read-only volume makes a write raise StorageFull or StorageReadOnly (507) with
+nothing changed (a partial snapshot is removed; the manifest still names the last complete one,
+which stays searchable); a file changed on disk raises IndexCorrupt at load, naming it, because
+the manifest records every snapshot file's sha256 (and its own).
+
 This module holds `KnowledgeIndex` (locking, versions, the in-memory state); the value types and
 errors live in `pipelines.rag_types` and the file formats in `pipelines.rag_disk`, to keep each
 module small. Import the public names from here: `__all__` re-exports them.
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import shutil
 import threading
 import uuid
@@ -39,6 +45,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipelines.chunking import Chunk, chunk_document, embedding_text
+from pipelines.errors import storage_error
 from pipelines.rag_disk import (
     _REBUILD,
     CHUNKS,
@@ -48,6 +55,8 @@ from pipelines.rag_disk import (
     _fsync,
     _Manifest,
     _read_manifest,
+    _snapshot_sums,
+    _verify_snapshot,
     _write_chunks,
     _write_manifest,
     recorded_encoder,
@@ -92,6 +101,8 @@ __all__ = [
 ]
 
 EMBED_BATCH = 256
+WHAT = "the knowledge index"
+log = logging.getLogger("summarizer.rag")
 _Stamp = tuple[int, int, int] | None  # the manifest's inode, mtime_ns and size: a cheap "changed?"
 
 
@@ -192,6 +203,7 @@ class KnowledgeIndex:
 
     def _load(self, m: _Manifest) -> tuple[dict[int, Chunk], VectorStore | None]:
         folder = self.directory / m.snapshot
+        _verify_snapshot(folder, m.files)
         chunks = _read_chunks(folder / CHUNKS)
         if m.store == "qdrant":
             current = self._state.store
@@ -219,8 +231,10 @@ class KnowledgeIndex:
 
     @contextmanager
     def _locked(self, *, tolerate_corrupt: bool = False) -> Iterator[None]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with (self.directory / LOCK).open("a") as lock:
+        with self._storage_errors():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            lock = (self.directory / LOCK).open("a")  # write access: a read-only volume stops here
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, even if this process dies
             try:
                 self._refresh(force=True)  # another writer may have committed while we waited
@@ -345,6 +359,16 @@ class KnowledgeIndex:
         """No documents, this encoder; ids continue, so none is ever reused."""
         return _Manifest(m.version if m else 0, self.encoder_tag, self.dim, self.store_kind, "", m.next_id if m else 0, {})
 
+    @contextmanager
+    def _storage_errors(self) -> Iterator[None]:
+        """OSErrors of the volume become StorageFull / StorageReadOnly / StorageError, logged with the folder."""
+        try:
+            yield
+        except OSError as exc:
+            err = storage_error(exc, WHAT)
+            log.error("knowledge index %s: %s (%s)", self.directory, err.message, exc)
+            raise err from exc
+
     def _publish(self, m: _Manifest, chunks: dict[int, Chunk], store: VectorStore | None, stale: list[int]) -> None:
         """Write a new snapshot completely, swap the manifest in, then drop what only old versions used."""
         previous = self._state.manifest.snapshot if self._state.manifest else ""
@@ -352,14 +376,15 @@ class KnowledgeIndex:
         m = replace(m, version=max([m.version, *on_disk]) + 1)  # past any snapshot a crashed commit left
         if store is not None and not store.shared:
             store.remove(stale)  # into the new snapshot only; readers keep the old one
-        folder = self.directory / m.snapshot
-        folder.mkdir()
-        _write_chunks(folder / CHUNKS, chunks)
-        if store is not None:
-            store.save(folder)
-        for path in [*folder.iterdir(), folder]:
-            _fsync(path)
-        _write_manifest(self.directory, m)  # the commit point: os.replace, then fsync the folder
+        folder, live = self.directory / m.snapshot, self._stat()
+        with self._storage_errors():
+            try:
+                m = self._write_snapshot(folder, m, chunks, store)
+                _write_manifest(self.directory, m)  # the commit point: os.replace, then fsync the folder
+            except BaseException:
+                if self._stat() == live:  # not swapped in: free what the snapshot took, so a retry has room
+                    shutil.rmtree(folder, ignore_errors=True)
+                raise
         with self._reload_lock:  # so a reader's reload, begun before the swap, cannot land after it
             self._install(_State(m, chunks, store, self._stat()))
         if store is not None and store.shared:
@@ -367,3 +392,13 @@ class KnowledgeIndex:
         for old in self.directory.glob("snap-*"):
             if old.name not in (m.snapshot, previous):  # keep 2: a reader may have just read the last manifest
                 shutil.rmtree(old, ignore_errors=True)
+
+    def _write_snapshot(self, folder: Path, m: _Manifest, chunks: dict[int, Chunk], store: VectorStore | None) -> _Manifest:
+        """The snapshot's files, synced; the manifest to publish, with their checksums."""
+        folder.mkdir()
+        _write_chunks(folder / CHUNKS, chunks)
+        if store is not None:
+            store.save(folder)
+        for path in [*folder.iterdir(), folder]:
+            _fsync(path)
+        return replace(m, files=_snapshot_sums(folder))

@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from models import ModelImportError
-from pipelines.errors import SummarizerError
+from pipelines.errors import StorageError, SummarizerError
 from pipelines.normalize import Format
 from pipelines.inprocess import input_pipeline, load_encoder
 from pipelines.rag import Document, KnowledgeIndex, KnowledgeIndexError, recorded_encoder
@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None, *, encoder_factory: EncoderFactory |
         if args.command == "list":
             return _list(args, settings)
         return _delete(args, settings)
-    except (CliError, KnowledgeIndexError, ModelImportError) as exc:
+    except (CliError, KnowledgeIndexError, StorageError, ModelImportError) as exc:
         print(str(exc), file=sys.stderr)
     return EXIT_ERROR
 

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     strip_footers: bool = True
     footer_patterns: list[str] = []
     max_html_chars: int = Field(1_000_000, gt=0)
+    # Tags counted before any parser runs: a tag bomb costs trafilatura seconds (413 above).
+    max_html_tags: int = Field(50_000, gt=0)
 
     # PII redaction
     redact: bool = True
@@ -69,6 +71,7 @@ class Settings(BaseSettings):
     jobs_dir: Path = Path("jobs")
     jobs_data_dir: Path | None = None
     jobs_max_upload_bytes: int = Field(4_294_967_296, gt=0)
+    jobs_max_line_bytes: int = Field(16_777_216, gt=0)
     jobs_batch_documents: int = Field(32, gt=0)
     jobs_concurrency: int = Field(2, gt=0)
     jobs_max_attempts: int = Field(5, gt=0)

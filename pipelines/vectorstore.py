@@ -93,7 +93,10 @@ class FaissStore:
         return int(self.index.ntotal)
 
     def save(self, folder: Path) -> None:
-        faiss.write_index(self.index, str(folder / FAISS_FILE))
+        # Through a Python file: a full or read-only volume then raises OSError with its errno,
+        # where faiss's own writer gives a RuntimeError with the reason in prose.
+        with (folder / FAISS_FILE).open("wb") as out:
+            faiss.write_index(self.index, faiss.PyCallbackIOWriter(out.write))  # type: ignore[attr-defined]
 
     def fork(self) -> FaissStore:
         return FaissStore(self.dim, faiss.clone_index(self.index))

@@ -125,6 +125,23 @@ def test_crlf_lines_a_bom_and_a_missing_final_newline_are_fine(store: JobStore, 
     assert [d.id for d in docs if isinstance(d, BatchDocument)] == ["first", "second"]
 
 
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_a_line_over_the_cap_is_an_invalid_line_and_the_lines_after_it_still_count(tmp_path: Path, final_newline: bool) -> None:
+    store = JobStore(tmp_path / "store", max_line_bytes=200)
+    long_line = line("long", "word " * 100)
+    at_cap = json.dumps({"id": "at-cap", "text": "x" * (200 - len('{"id": "at-cap", "text": ""}'))})
+    assert len(at_cap) == 200 and len(long_line) > 200
+    path = tmp_path / "big.jsonl"
+    path.write_text("\n".join([line("first"), long_line, at_cap, long_line * 3, line("last")]) + ("\n" if final_newline else ""))
+    job = store.create("job-long", path, "path:big.jsonl", None)
+    assert (job.total, job.invalid) == (3, 2)
+    assert [r[0] for r in rows(store, "SELECT line FROM invalid_lines ORDER BY line")] == [2, 4]
+    assert "longer than 200 bytes" in str(rows(store, "SELECT error FROM invalid_lines ORDER BY line")[0][0])
+    with path.open("rb") as f:
+        docs = read_documents(f, store.claim(job.id, 5))
+    assert [d.id for d in docs if isinstance(d, BatchDocument)] == ["first", "at-cap", "last"]
+
+
 @pytest.mark.parametrize("content", [b"", b"\n\n  \n", f'{{"id": "x", "text": "{SECRET}"\nnot json\n[1]\n'.encode()])
 def test_a_file_without_one_valid_document_is_rejected_and_leaves_nothing(store: JobStore, tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "bad.jsonl"

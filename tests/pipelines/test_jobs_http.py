@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,8 +13,8 @@ import pytest
 
 from pipelines.batch import BatchResult
 from pipelines.jobs import JobStore, RetryPolicy
-from pipelines.jobs_http import JobsBackend, build_app, resolve_data_path
-from pipelines.errors import BadInput
+from pipelines.jobs_http import JobsBackend, LineGuard, build_app, resolve_data_path
+from pipelines.errors import BadInput, InputTooLarge
 from pipelines.styles import STYLE_HEADER, StyleRegistry
 
 NDJSON = {"content-type": "application/x-ndjson"}
@@ -284,3 +285,82 @@ async def test_an_unexpected_failure_is_a_plain_500_without_details(env: Env, mo
     response = await env.client.get("/jobs")
     assert_error(response, 500, "SummarizerError", "internal error")
     assert "secret" not in response.text
+
+
+# -- hostile submissions ---------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"[" * 60_000, "nested too deeply"),  # under the 64 KiB JSON limit; json.loads recurses
+        (b'{"path": "\xff\xfe.jsonl"}', "UnicodeDecodeError"),
+        (b'{"path": "a.jsonl"', "JSONDecodeError"),
+    ],
+)
+async def test_json_submissions_that_do_not_parse_are_400(env: Env, body: bytes, why: str) -> None:
+    response = await env.client.post("/jobs", content=body, headers={"content-type": "application/json"})
+    assert_error(response, 400, "BadInput", "not valid JSON", why)
+    assert env.store.all() == []
+
+
+@pytest.mark.anyio
+async def test_a_path_too_long_for_the_file_system_is_400_and_not_echoed_whole(env: Env) -> None:
+    response = await env.client.post("/jobs", json={"path": "a" * 5_000 + ".jsonl"})
+    assert_error(response, 400, "BadInput", "cannot name a file", "ENAMETOOLONG")
+    assert len(response.text) < 600
+    assert_error(await env.client.post("/jobs", json={"path": "..%2f..%2fetc%2fpasswd"}), 400, "BadInput", "no file")
+
+
+@pytest.mark.anyio
+async def test_a_line_over_the_limit_is_413_while_it_streams_in(env: Env) -> None:
+    env.backend.max_upload_bytes, env.backend.max_line_bytes = 1_000_000, 1_000
+    sent = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield jsonl("a", "b")
+        for _ in range(500):  # line 3: 500 kB without a line break
+            sent += 1
+            yield b"x" * 1_000
+
+    response = await env.client.post("/jobs", content=chunks(), headers=NDJSON)
+    assert_error(response, 413, "InputTooLarge", "line 3 ", "longer than 1000 bytes", "MAX_LINE_BYTES")
+    assert response.headers["connection"] == "close"  # the rest of the body is not read
+    assert sent <= 2, "it read on after the line passed the limit"
+    assert env.uploads() == [] and env.store.all() == [] and env.woken == []
+
+
+@pytest.mark.anyio
+async def test_lines_at_the_limit_pass_whatever_the_chunking(env: Env) -> None:
+    line = json.dumps({"id": "a", "text": "word " * 150})
+    env.backend.max_line_bytes = len(line)
+    body = (line + "\n" + line.replace('"a"', '"b"') + "\n").encode()
+    whole = await env.client.post("/jobs", content=body, headers=NDJSON)
+    assert whole.status_code == 201, whole.text
+
+    async def bytewise() -> AsyncIterator[bytes]:
+        for i in range(0, len(body), 7):
+            yield body[i : i + 7]
+
+    assert (await env.client.post("/jobs", content=bytewise(), headers=NDJSON)).status_code == 201
+    env.backend.max_line_bytes = len(line) - 1
+    assert_error(await env.client.post("/jobs", content=body, headers=NDJSON), 413, "InputTooLarge", "line 1 ")
+
+
+def test_the_line_guard_finds_a_long_line_inside_one_chunk() -> None:
+    guard = LineGuard(10)
+    guard.feed(b"short\nalso short\n")  # "also short" is exactly 10
+    with pytest.raises(InputTooLarge, match="line 4 "):
+        guard.feed(b"ok\n" + b"y" * 11 + b"\nok\n")
+
+
+@pytest.mark.anyio
+async def test_a_compressed_upload_is_never_expanded(env: Env) -> None:
+    # 40 MB of valid JSONL in 40 kB: had anything decompressed it, the 4 kB limit would be a 413.
+    bomb = gzip.compress(jsonl("a") * 1_000_000, compresslevel=9)
+    env.backend.max_upload_bytes = len(bomb) + 1
+    response = await env.client.post("/jobs", content=bomb, headers={"content-type": "application/gzip"})
+    assert_error(response, 400, "BadInput", "no valid document")
+    assert env.uploads() == [] and env.store.all() == []

@@ -330,3 +330,39 @@ def test_html_entities_for_invisible_characters_are_counted() -> None:
     result = normalize("<p>Zero&#8203;width and soft&shy;hyphen.</p><p>Next.</p>")
     assert result.text == "Zerowidth and softhyphen.\n\nNext."
     assert result.removed["control_chars"] == 2
+
+
+def test_a_tag_bomb_is_too_large_before_any_parser_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_parsing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the page reached the HTML parser")
+
+    monkeypatch.setattr(trafilatura, "extract", no_parsing)
+    config = NormalizeConfig.build(max_html_chars=10_000_000)
+    bombs = {
+        "flat": "<html><body>" + "<p>x</p>" * 100_000 + "</body></html>",  # ~10 s in trafilatura unguarded
+        "nested": "<html><body>" + "<div>" * 50_000 + "deep" + "</div>" * 50_000 + "</body></html>",
+        "fragment": "<span>a</span>" * 60_000,
+    }
+    for name, html in bombs.items():
+        with pytest.raises(InputTooLarge, match="more than 50000 tags"):
+            normalize(html, "html", config)
+        assert detect_format(html) == "html", name  # "auto" meets the same limit
+
+
+def test_the_tag_limit_counts_opening_tags_and_is_configurable() -> None:
+    at_limit = "<p>" + "<b>x</b> " * 99 + "</p>"  # 100 opening tags; closing tags and "<" in text are free
+    assert normalize(at_limit + " 1 < 2", "html", NormalizeConfig.build(max_html_tags=100)).text.startswith("x x")
+    with pytest.raises(InputTooLarge, match="more than 99 tags"):
+        normalize(at_limit, "html", NormalizeConfig.build(max_html_tags=99))
+    assert normalize(at_limit, "text", NormalizeConfig.build(max_html_tags=1)).format == "text"  # html only
+    with pytest.raises(ValueError, match="max_html_tags must be a positive integer, got 0"):
+        NormalizeConfig.build(max_html_tags=0)
+
+
+def test_a_huge_attribute_and_many_entities_still_give_the_text() -> None:
+    config = NormalizeConfig.build(max_html_chars=10_000_000)
+    attribute = '<html><body><p title="' + "a" * 5_000_000 + '">The bridge closes in March.</p></body></html>'
+    assert normalize(attribute, "html", config).text == "The bridge closes in March."
+    entities = "<p>" + "&amp;&#8203;&lt;" * 100_000 + "Done.</p>"
+    result = normalize(entities, "html", config)
+    assert result.text == "&<" * 100_000 + "Done." and result.removed["control_chars"] == 100_000

@@ -74,6 +74,13 @@ def test_limits_apply_to_raw_text_and_to_what_the_model_would_see(pipeline: Inpu
     assert pipeline.prepare(PAGE.replace("</footer>", "x" * 6000 + "</footer>"), "html").format == "html"
 
 
+def test_the_html_tag_limit_comes_from_settings() -> None:
+    page = "<html><body><article>" + "<p>The council met again today to discuss it.</p>" * 30 + "</article></body></html>"
+    assert InputPipeline.from_settings(Settings(max_html_tags=100)).prepare(page, "html").format == "html"
+    with pytest.raises(InputTooLarge, match="more than 20 tags"):
+        InputPipeline.from_settings(Settings(max_html_tags=20)).prepare(page, "html")
+
+
 def test_settings_switch_redaction_and_normalization_steps() -> None:
     plain = InputPipeline.from_settings(Settings(redact=False, strip_signatures=False, strip_quoted_replies=False))
     out = plain.prepare(MAIL, "text")

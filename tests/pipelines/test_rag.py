@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import zlib
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 from models.store import default_encoder_folder
 from pipelines import rag
 from pipelines.chunking import Chunk
+from pipelines.errors import StorageError
 from pipelines.rag import (
     Document,
     IndexCorrupt,
@@ -256,8 +258,11 @@ def test_a_crash_before_the_manifest_swap_leaves_the_old_index(
 
     with monkeypatch.context() as patched:
         patched.setattr(os, "replace", crash)  # the manifest swap is the only os.replace in a commit
-        with pytest.raises(OSError, match="disk gone"):
+        # A crash runs no clean-up: without this, the failed commit would remove its snapshot.
+        patched.setattr(shutil, "rmtree", lambda *args, **kwargs: None)
+        with pytest.raises(StorageError, match="could not read or write its volume") as raised:
             index.add([Document("cats.md", "Cats changed."), DOCS[2]], embed)
+        assert isinstance(raised.value.__cause__, OSError)
         assert (index.directory / "snap-000002" / "chunks.jsonl").is_file()  # written, never published
     for reader in (index, KnowledgeIndex(index.directory, TAG, DIM)):
         assert [d.id for d in reader.documents()] == ["cats.md", "dogs.md"]

@@ -4,6 +4,8 @@ the route's scope. Probes and CORS preflight stay open; `/metrics` is open unles
 
 from __future__ import annotations
 
+import asyncio
+
 import logging
 from collections.abc import Mapping
 
@@ -43,7 +45,9 @@ class TokenAuth:
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization")
-        verdict = self.store.check(header.decode("latin-1") if header is not None else None)
+        authorization = header.decode("latin-1") if header is not None else None
+        fast = self.store.check_fast(authorization)  # scrypt, when needed, runs off the event loop
+        verdict = fast if fast is not None else await asyncio.to_thread(self.store.check, authorization)
         if not isinstance(verdict, Caller):
             log.warning("auth failed on %s: %s token", scope["path"], verdict)  # never the token itself
             AUTH_FAILURES.labels(reason=verdict).inc()

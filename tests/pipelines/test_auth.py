@@ -136,3 +136,28 @@ def test_start_up_refuses_to_run_open_when_tokens_are_required(tmp_path: Path, c
     assert "AUTH IS OFF" in caplog.text
     TokenFile(tmp_path / "tokens.json").create("ingest", ["summarize"])
     check_auth(Settings(auth_required=True), TokenStore(file=tmp_path / "tokens.json"), log)
+
+
+def test_the_fast_check_never_derives_a_key_and_defers_only_what_needs_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens = TokenFile(tmp_path / "tokens.json")
+    _, token = tokens.create("ingest", ["summarize"])
+    store = TokenStore(file=tokens.path)
+    derived: list[str] = []
+    real_hash = auth.hash_secret
+
+    def counting_hash(secret: str, salt: bytes) -> str:
+        derived.append(secret)
+        return real_hash(secret, salt)
+
+    monkeypatch.setattr(auth, "hash_secret", counting_hash)
+    token_id = token.split("_", 2)[1]
+    assert store.check_fast(None) == "missing"
+    assert store.check_fast("Basic abc") == "malformed"
+    assert store.check_fast(f"Bearer {auth.PREFIX}_nosuchid_secret") == "unknown"
+    assert store.check_fast(f"Bearer {auth.PREFIX}_{token_id}_wrong") is None  # only the hash can tell
+    assert store.check_fast(f"Bearer {token}") is None
+    assert derived == []
+    assert store.check(f"Bearer {auth.PREFIX}_{token_id}_wrong") == "unknown"
+    assert store.check(f"Bearer {token}") == Caller("ingest", frozenset({"summarize"}))
+    assert store.check_fast(f"Bearer {token}") == Caller("ingest", frozenset({"summarize"}))  # verified once
+    assert len(derived) == 2

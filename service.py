@@ -8,6 +8,7 @@ Only BentoML glue lives here; the work is in `pipelines/` and `models/`.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -18,26 +19,28 @@ import bentoml
 from bentoml._internal.configuration.containers import BentoMLContainer
 from bentoml._internal.marshal.dispatcher import CorkDispatcher
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import JSONResponse
 
 with bentoml.importing():
     from models.refs import resolve
     from pipelines.api import Citation, RagResponse, SummaryResponse, Timing
-    from pipelines.asgi import BodySizeLimit, ConcurrencyLimit
+    from pipelines.asgi import BodySizeLimit, ConcurrencyLimit, ErrorShape, MediaTypeCheck
     from pipelines.auth import TokenStore, check_auth
     from pipelines.auth_asgi import TokenAuth
     from pipelines.batch import BatchDocument, BatchResult, DocumentPreparer, check_batch, summarize_documents, unavailable
     from pipelines.engine import ItemOutcome, SummaryItem, summarize_isolated
     from pipelines.batching import dispatcher_tick_s
     from pipelines.device import set_threads
+    from pipelines.drain import stop_after
     from pipelines.engines import build_encoder, build_engine
     from pipelines.errors import NotReady, Overloaded, SummarizerError
-    from pipelines.gateway import call_model
+    from pipelines.gateway import ModelHealth, call_model
     from pipelines.jobs import JobStore, RetryPolicy
     from pipelines.jobs_http import JobsBackend, build_app
     from pipelines.jobs_runner import JobRunner, acquire_runner_lock
     from pipelines.logs import configure_logging
+    from pipelines.openapi import docs_route
     from pipelines.request_log import RequestLog
     from pipelines.telemetry import observe_document, stage
     from pipelines.tracing import batch_spans, carrier, install, tracing_config
@@ -51,6 +54,11 @@ with bentoml.importing():
 # Read at import, so bad settings or a bad styles file stop `bentoml serve` (and `bentoml build`)
 # at once with their message, instead of failing in a worker.
 settings = get_settings()
+# BentoML deletes the model service's Unix socket the moment SIGTERM arrives, before any worker
+# has drained, so the calls the entry service still makes then fail. A TCP socket on 127.0.0.1
+# lives until the last worker exits (pipelines/drain.py is the other half). `bentoml serve` reads
+# this after importing this file, when it lays out the services.
+os.environ.setdefault("BENTOML_NO_UDS", "1")
 styles = StyleRegistry.load(settings.styles_file, settings.default_style)
 InputPipeline.check_settings(settings)
 # Our own handler: BentoML's root logger is WARNING and text; job progress and request logs are INFO.
@@ -75,6 +83,9 @@ class SummarizerModel:
 
     def __init__(self) -> None:
         install(BentoMLContainer.tracer_provider.get())
+        # SIGTERM reaches both services at once; the entry's requests still being prepared need
+        # this worker after that, so it stops once the entry workers are gone (pipelines/drain.py).
+        stop_after("summarizer", max_delay_s=settings.request_timeout_s + 15)
         set_threads(settings.torch_threads)
         encoder_model = resolve(type(self).encoder)
         generator_model = resolve(type(self).generator) if settings.engine == "abstractive" else None
@@ -127,6 +138,15 @@ class DocumentInput(BaseModel):
     id: str = Field(min_length=1, max_length=256)
     text: str
     metadata: dict[str, str] = {}
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _string_values(cls, value: object) -> object:
+        # One error for the whole dict: a per-value error's location names the key, which the
+        # client chose (it may be an e-mail address), and BentoML logs validation errors.
+        if isinstance(value, dict) and not all(isinstance(v, str) for v in value.values()):
+            raise ValueError("metadata values must be strings")
+        return value
 
 
 class IndexInput(bentoml.IODescriptor):
@@ -192,15 +212,19 @@ class Summarizer:
         self._index: KnowledgeIndex | None = None
         self._index_lock = asyncio.Lock()
         self.preparer = DocumentPreparer(self.inputs, self.styles)
-        store = JobStore(settings.jobs_dir)
+        store = JobStore(settings.jobs_dir, max_line_bytes=settings.jobs_max_line_bytes)
         policy = RetryPolicy(settings.jobs_max_attempts, settings.jobs_retry_backoff_s, settings.jobs_retry_backoff_max_s)
         self.runner = JobRunner(
             store, self._summarize_documents, batch_documents=settings.jobs_batch_documents,
             concurrency=settings.jobs_concurrency, policy=policy,
         )  # fmt: skip
-        self.jobs = JobsBackend(store, self.styles, settings.jobs_data_dir, settings.jobs_max_upload_bytes, self.runner.wake)
+        self.jobs = JobsBackend(
+            store, self.styles, settings.jobs_data_dir, settings.jobs_max_upload_bytes, self.runner.wake,
+            max_line_bytes=settings.jobs_max_line_bytes,
+        )  # fmt: skip
         self._runner_task: asyncio.Task[None] | None = None
         self._runner_lock: IO[bytes] | None = None  # held open for the worker's life
+        self.model_health = ModelHealth(self._model_ready)
 
     @bentoml.on_startup
     async def start_jobs(self) -> None:
@@ -235,7 +259,14 @@ class Summarizer:
             overload_errors=(bentoml.exceptions.ServiceUnavailable,),
             connection_errors=(aiohttp.ClientConnectionError, ConnectionError),
             retry_after_s=settings.retry_after_s,
+            health=self.model_health,
         )
+
+    async def _model_ready(self) -> bool:
+        # Served, the dependency is a client with is_ready; in-process (--development) it is the
+        # instance itself, which cannot be down.
+        probe = getattr(self.model, "is_ready", None)
+        return True if probe is None else bool(await probe(timeout=2))
 
     async def _summarize_items(self, items: list[SummaryItem]) -> list[ItemOutcome]:
         with stage("model") as span:
@@ -395,6 +426,14 @@ class Summarizer:
         }
 
 
+# /docs.json with our bodies, errors, auth and /jobs (pipelines/openapi.py); BentoML routes this
+# mounted app before its own /docs.json.
+jobs_app.router.routes.append(
+    docs_route(
+        lambda: Summarizer.openapi_spec.asdict(),  # type: ignore[attr-defined]
+        styles=styles.names, auth=tokens.configured, protect_metrics=settings.auth_protect_metrics,
+    )  # fmt: skip
+)
 # The decorator turns the class into a bentoml.Service; mypy still sees the plain class.
 # The first middleware added is the outermost: the request log sees every refusal below it.
 Summarizer.add_asgi_middleware(  # type: ignore[attr-defined]
@@ -411,5 +450,8 @@ Summarizer.add_asgi_middleware(  # type: ignore[attr-defined]
 Summarizer.add_asgi_middleware(  # type: ignore[attr-defined]
     ConcurrencyLimit, max_in_flight=settings.max_concurrency, retry_after_s=settings.retry_after_s
 )
+# BentoML would read a form or a compressed body as garbage; its own errors get our shape.
+Summarizer.add_asgi_middleware(MediaTypeCheck, json_paths=[api.route for api in Summarizer.apis.values()])  # type: ignore[attr-defined]
+Summarizer.add_asgi_middleware(ErrorShape)  # type: ignore[attr-defined]
 if tokens.configured:
     Summarizer.add_asgi_middleware(TokenAuth, store=tokens, protect_metrics=settings.auth_protect_metrics)  # type: ignore[attr-defined]

@@ -57,6 +57,31 @@ class Server:
         self.proc.wait(timeout=30)
         psutil.wait_procs(tree, timeout=30)
 
+    def workers(self, service: str) -> list[psutil.Process]:
+        """The live worker processes of one service ("summarizer" or "summarizer-model").
+
+        BentoML starts each as `python -m _bentoml_impl.worker.service ... --service-name NAME`.
+        """
+        found = []
+        for child in psutil.Process(self.proc.pid).children(recursive=True):
+            try:
+                cmd = child.cmdline()
+            except psutil.NoSuchProcess:
+                continue
+            named = cmd[cmd.index("--service-name") + 1 :][:1] if "--service-name" in cmd else []
+            if "_bentoml_impl.worker.service" in cmd and named == [service]:
+                found.append(child)
+        return found
+
+    def in_progress(self, service: str) -> float:
+        """Requests `service` is handling now (BentoML's gauge on /metrics, summed over workers)."""
+        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("bentoml_service_request_in_progress{") and f'service_name="{service}"' in line
+        )
+
 
 StartServer = Callable[..., Server]
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -30,8 +31,8 @@ def test_passes_results_through() -> None:
     assert run(ok) == "done"
 
 
-def test_retries_a_dropped_connection_once() -> None:
-    calls = []
+def drops_once(calls: list[int]) -> Callable[[], Awaitable[str]]:
+    """A model call whose connection drops the first time only; `calls` counts the tries."""
 
     async def flaky() -> str:
         calls.append(1)
@@ -39,7 +40,12 @@ def test_retries_a_dropped_connection_once() -> None:
             raise Dropped()
         return "done"
 
-    assert run(flaky) == "done" and len(calls) == 2
+    return flaky
+
+
+def test_retries_a_dropped_connection_once() -> None:
+    calls: list[int] = []
+    assert run(drops_once(calls)) == "done" and len(calls) == 2
 
 
 def test_gives_up_after_the_retry() -> None:
@@ -102,17 +108,10 @@ def run_with(call: object, health: ModelHealth, timeout_s: float = 5.0) -> objec
 
 
 def test_a_dropped_connection_is_retried_when_the_model_still_answers() -> None:
-    calls = []
-
-    async def flaky() -> str:
-        calls.append(1)
-        if len(calls) == 1:
-            raise Dropped()
-        return "done"
-
+    calls: list[int] = []
     probe = Probe(True)
     health = ModelHealth(probe)
-    assert run_with(flaky, health) == "done" and len(calls) == 2 and probe.runs == 1 and not health.down
+    assert run_with(drops_once(calls), health) == "done" and len(calls) == 2 and probe.runs == 1 and not health.down
 
 
 @pytest.mark.parametrize("answer", [False, Dropped(), "timeout"], ids=["not-ready", "refused", "no-answer"])

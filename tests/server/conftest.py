@@ -18,6 +18,8 @@ import httpx
 import psutil
 import pytest
 
+from pipelines.auth import SCOPES, TokenFile
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 READY_TIMEOUT_S = 180.0
@@ -125,9 +127,10 @@ def bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return new_bentoml_home(tmp_path_factory)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServer]:
-    """Factory: start a server with extra SUMMARIZER_* settings; all are stopped at session end."""
+    """Factory: start a server with extra SUMMARIZER_* settings; all are stopped when the test
+    module ends (a server holds ~1.5 GB: two dozen at once would not fit the machine)."""
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(bentoml_home: Path, **settings: str) -> Server:
@@ -170,3 +173,21 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServ
     _, alive = psutil.wait_procs(leftovers, timeout=30)
     for child in alive:
         child.kill()
+
+
+@pytest.fixture(scope="module")
+def auth_token_file(tmp_path_factory: pytest.TempPathFactory) -> TokenFile:
+    return TokenFile(tmp_path_factory.mktemp("auth") / "tokens.json")
+
+
+@pytest.fixture(scope="module")
+def auth_token(auth_token_file: TokenFile) -> str:
+    """A token named "everything" with every scope."""
+    return auth_token_file.create("everything", list(SCOPES))[1]
+
+
+@pytest.fixture(scope="module")
+def auth_server(start_server: StartServer, bentoml_home: Path, auth_token_file: TokenFile, auth_token: str,
+                tmp_path_factory: pytest.TempPathFactory) -> Server:  # fmt: skip
+    """A server with auth on (the token file above) and a RAG index of its own."""
+    return start_server(bentoml_home, auth_tokens_file=str(auth_token_file.path), rag_dir=str(tmp_path_factory.mktemp("rag")))

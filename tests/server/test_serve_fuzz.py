@@ -23,8 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pipelines.auth import SCOPES, TokenFile
-from tests.server.conftest import Server, StartServer, base_env, wait_for
+from tests.server.conftest import Server, base_env, wait_for
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(420)]
 
@@ -44,29 +43,13 @@ CHECKS = (
 
 
 @pytest.fixture(scope="module")
-def token_file(tmp_path_factory: pytest.TempPathFactory) -> TokenFile:
-    return TokenFile(tmp_path_factory.mktemp("fuzz-auth") / "tokens.json")
-
-
-@pytest.fixture(scope="module")
-def token(token_file: TokenFile) -> str:
-    return token_file.create("fuzzer", list(SCOPES))[1]
-
-
-@pytest.fixture(scope="module")
-def server(start_server: StartServer, bentoml_home: Path, token_file: TokenFile, token: str,
-           tmp_path_factory: pytest.TempPathFactory) -> Server:  # fmt: skip
-    return start_server(bentoml_home, auth_tokens_file=str(token_file.path), rag_dir=str(tmp_path_factory.mktemp("rag")))
-
-
-@pytest.fixture(scope="module")
-def run(server: Server, token: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+def run(auth_server: Server, auth_token: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
     """One `st run`: its JSON report and its terminal output (which names each failure)."""
     work = tmp_path_factory.mktemp("schemathesis")
     report = work / "report.json"
     command = [
-        str(ST), "run", f"{server.url}/docs.json",
-        "--header", f"Authorization: Bearer {token}",
+        str(ST), "run", f"{auth_server.url}/docs.json",
+        "--header", f"Authorization: Bearer {auth_token}",
         "--checks", ",".join(CHECKS),
         "--phases", "examples,coverage,fuzzing",
         # One worker: with threads, hypothesis's ast.parse calls race into a CPython 3.11 bug
@@ -95,25 +78,25 @@ def test_every_operation_is_fuzzed_without_a_failure(run: tuple[dict[str, Any], 
     assert cases >= MIN_CASES, f"only {cases} cases in {BUDGET_S} s"
 
 
-def test_the_server_saw_no_5xx_and_no_token_in_its_log(run: tuple[dict[str, Any], str], server: Server, token: str) -> None:
+def test_the_server_saw_no_5xx_and_no_token_in_its_log(run: tuple[dict[str, Any], str], auth_server: Server, auth_token: str) -> None:
     report, _ = run
-    records = server.request_logs()
+    records = auth_server.request_logs()
     statuses = Counter(record["status"] for record in records.values())
     print(f"\nrequest log: {sum(statuses.values())} requests, by status {dict(sorted(statuses.items()))}")
     assert sum(statuses.values()) >= report["test_cases"]["generated"] // 2
     assert not [s for s in statuses if s >= 500], statuses
     assert {200, 400, 401} <= statuses.keys()  # accepted, refused as invalid, refused without the token
-    log = server.log.read_text(errors="replace")
-    assert token.split("_", 2)[2] not in log
+    log = auth_server.log.read_text(errors="replace")
+    assert auth_token.split("_", 2)[2] not in log
 
 
-def test_a_validation_error_never_logs_a_key_the_client_chose(server: Server, token: str) -> None:
+def test_a_validation_error_never_logs_a_key_the_client_chose(auth_server: Server, auth_token: str) -> None:
     """Found in the fuzz run's log: BentoML logs every validation error with its location, and a
     wrong metadata value's location named its key, which a client may fill with PII."""
     key = "alice.fuzz@example.com"
     body = {"documents": [{"id": "d1", "text": "Refunds take 30 days.", "metadata": {key: 5}}]}
-    headers = {"Authorization": f"Bearer {token}", "X-Request-Id": "metadata-key"}
-    response = httpx.post(f"{server.url}/rag/index", json=body, headers=headers, timeout=60)
+    headers = {"Authorization": f"Bearer {auth_token}", "X-Request-Id": "metadata-key"}
+    response = httpx.post(f"{auth_server.url}/rag/index", json=body, headers=headers, timeout=60)
     assert response.status_code == 400 and "metadata values must be strings" in response.text
-    wait_for(lambda: "metadata-key" in server.request_logs())
-    assert key not in server.log.read_text(errors="replace")
+    wait_for(lambda: "metadata-key" in auth_server.request_logs())
+    assert key not in auth_server.log.read_text(errors="replace")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import re
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,9 +18,8 @@ import pytest
 from starlette.routing import Route
 
 from pipelines.asgi import EXEMPT_PATHS
-from pipelines.auth import SCOPES, TokenFile
 from pipelines.jobs_http import build_app
-from tests.server.conftest import Server, StartServer, wait_for
+from tests.server.conftest import Server, wait_for
 from tests.texts import NEWS
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(300)]
@@ -33,24 +31,8 @@ A_JOB_ID = "job-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
-def token_file(tmp_path_factory: pytest.TempPathFactory) -> TokenFile:
-    return TokenFile(tmp_path_factory.mktemp("routes-auth") / "tokens.json")
-
-
-@pytest.fixture(scope="module")
-def token(token_file: TokenFile) -> str:
-    return token_file.create("everything", list(SCOPES))[1]
-
-
-@pytest.fixture(scope="module")
-def server(start_server: StartServer, bentoml_home: Path, token_file: TokenFile, token: str,
-           tmp_path_factory: pytest.TempPathFactory) -> Server:  # fmt: skip
-    return start_server(bentoml_home, auth_tokens_file=str(token_file.path), rag_dir=str(tmp_path_factory.mktemp("rag")))
-
-
-@pytest.fixture(scope="module")
-def document(server: Server, token: str) -> dict[str, Any]:
-    response = httpx.get(f"{server.url}/docs.json", headers={"Authorization": f"Bearer {token}"}, timeout=60)
+def document(auth_server: Server, auth_token: str) -> dict[str, Any]:
+    response = httpx.get(f"{auth_server.url}/docs.json", headers={"Authorization": f"Bearer {auth_token}"}, timeout=60)
     assert response.status_code == 200, response.text
     spec: dict[str, Any] = response.json()
     return spec
@@ -67,10 +49,10 @@ def every_route(spec: dict[str, Any]) -> list[tuple[str, str]]:
     return list(dict.fromkeys(documented + jobs + BENTOML_PAGES))
 
 
-def refused(server: Server, method: str, path: str, authorization: str | None) -> httpx.Response:
+def refused(auth_server: Server, method: str, path: str, authorization: str | None) -> httpx.Response:
     headers = {"Authorization": authorization} if authorization is not None else {}
     body = {"text": NEWS} if method in ("POST", "PUT", "PATCH") else None  # a body the route would accept
-    return httpx.request(method, f"{server.url}{concrete(path)}", json=body, headers=headers, timeout=60)
+    return httpx.request(method, f"{auth_server.url}{concrete(path)}", json=body, headers=headers, timeout=60)
 
 
 def test_the_document_lists_every_route(document: dict[str, Any]) -> None:
@@ -85,13 +67,13 @@ def test_the_document_lists_every_route(document: dict[str, Any]) -> None:
     assert document["security"] == [{"bearerAuth": []}]
 
 
-def test_no_route_answers_without_a_valid_token(server: Server, document: dict[str, Any], token: str) -> None:
-    token_id = token.split("_")[1]
+def test_no_route_answers_without_a_valid_token(auth_server: Server, document: dict[str, Any], auth_token: str) -> None:
+    token_id = auth_token.split("_")[1]
     wrong = {
         "no token": None,
         "garbage": "Bearer smz_nope_nope",
         "right id, wrong secret": f"Bearer smz_{token_id}_{'x' * 43}",
-        "basic scheme": "Basic " + base64.b64encode(f"everything:{token}".encode()).decode(),
+        "basic scheme": "Basic " + base64.b64encode(f"everything:{auth_token}".encode()).decode(),
         "bearer without a token": "Bearer",
     }
     checked, leaks = 0, []
@@ -99,7 +81,7 @@ def test_no_route_answers_without_a_valid_token(server: Server, document: dict[s
         if path in EXEMPT_PATHS:
             continue
         for case, authorization in wrong.items():
-            response = refused(server, method, path, authorization)
+            response = refused(auth_server, method, path, authorization)
             checked += 1
             error = response.json().get("error", {}) if response.headers.get("content-type") == "application/json" else {}
             if (response.status_code, error.get("type"), response.headers.get("www-authenticate")) != (401, "Unauthorized", "Bearer"):
@@ -108,38 +90,38 @@ def test_no_route_answers_without_a_valid_token(server: Server, document: dict[s
     assert checked >= 18 * len(wrong)  # 14 documented routes and BentoML's 4 pages
 
 
-def test_the_right_token_reaches_the_routes(server: Server, token: str) -> None:
+def test_the_right_token_reaches_the_routes(auth_server: Server, auth_token: str) -> None:
     """The same requests with the token are let through: the 401s above were auth, not the route."""
-    auth = f"Bearer {token}"
-    assert refused(server, "POST", "/summarize", auth).status_code == 200
-    assert refused(server, "GET", "/jobs/{job_id}", auth).status_code == 404  # no such job: past auth
-    assert refused(server, "GET", "/docs.json", auth).status_code == 200
+    auth = f"Bearer {auth_token}"
+    assert refused(auth_server, "POST", "/summarize", auth).status_code == 200
+    assert refused(auth_server, "GET", "/jobs/{job_id}", auth).status_code == 404  # no such job: past auth
+    assert refused(auth_server, "GET", "/docs.json", auth).status_code == 200
 
 
-def test_probes_and_metrics_answer_without_a_token(server: Server) -> None:
+def test_probes_and_metrics_answer_without_a_token(auth_server: Server) -> None:
     for path in ("/readyz", "/livez", "/metrics"):
-        assert httpx.get(f"{server.url}{path}", timeout=30).status_code == 200, path
-    healthz = httpx.get(f"{server.url}/healthz", timeout=30)
+        assert httpx.get(f"{auth_server.url}{path}", timeout=30).status_code == 200, path
+    healthz = httpx.get(f"{auth_server.url}/healthz", timeout=30)
     assert healthz.status_code != 401 and healthz.status_code < 500
     # CORS preflight is never refused by auth (README "Auth"); without CORS configured it is 405.
-    preflight = httpx.options(f"{server.url}/summarize", headers={"Origin": "http://a.example", "Access-Control-Request-Method": "POST"}, timeout=30)
+    preflight = httpx.options(f"{auth_server.url}/summarize", headers={"Origin": "http://a.example", "Access-Control-Request-Method": "POST"}, timeout=30)
     assert preflight.status_code != 401 and preflight.status_code < 500
 
 
-def test_no_token_reaches_the_log_or_metrics(server: Server, token: str) -> None:
-    token_id = token.split("_")[1]
-    near_miss = f"smz_{token_id}_{token.split('_', 2)[2][::-1]}"  # a typo'd real token is a secret too
-    sent = {"good": token, "near miss": near_miss, "garbage": "smz_garbage_secretvalue123"}
+def test_no_token_reaches_the_log_or_metrics(auth_server: Server, auth_token: str) -> None:
+    token_id = auth_token.split("_")[1]
+    near_miss = f"smz_{token_id}_{auth_token.split('_', 2)[2][::-1]}"  # a typo'd real token is a secret too
+    sent = {"good": auth_token, "near miss": near_miss, "garbage": "smz_garbage_secretvalue123"}
     for name, value in sent.items():
         for method, path in (("POST", "/summarize"), ("POST", "/styles"), ("GET", "/jobs"), ("GET", "/jobs/{job_id}")):
             headers = {"Authorization": f"Bearer {value}", "X-Request-Id": f"tok-{name.replace(' ', '-')}-{method}-{len(path)}"}
-            httpx.request(method, f"{server.url}{concrete(path)}", json={"text": NEWS} if method == "POST" else None, headers=headers, timeout=60)
-    wait_for(lambda: sum(rid.startswith("tok-") for rid in server.request_logs()) >= 12)
-    metrics = httpx.get(f"{server.url}/metrics", timeout=30).text
-    log = server.log.read_text(errors="replace")
+            httpx.request(method, f"{auth_server.url}{concrete(path)}", json={"text": NEWS} if method == "POST" else None, headers=headers, timeout=60)
+    wait_for(lambda: sum(rid.startswith("tok-") for rid in auth_server.request_logs()) >= 12)
+    metrics = httpx.get(f"{auth_server.url}/metrics", timeout=30).text
+    log = auth_server.log.read_text(errors="replace")
     for name, value in sent.items():
         secret = value.split("_", 2)[2]
         assert secret not in log, f"the {name} token's secret is in the server log"
         assert secret not in metrics, f"the {name} token's secret is in /metrics"
-    callers = {r.get("caller") for rid, r in server.request_logs().items() if rid.startswith("tok-good")}
+    callers = {r.get("caller") for rid, r in auth_server.request_logs().items() if rid.startswith("tok-good")}
     assert callers == {"everything"}  # the log names the caller, never the token

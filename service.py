@@ -218,10 +218,7 @@ class Summarizer:
             store, self._summarize_documents, batch_documents=settings.jobs_batch_documents,
             concurrency=settings.jobs_concurrency, policy=policy,
         )  # fmt: skip
-        self.jobs = JobsBackend(
-            store, self.styles, settings.jobs_data_dir, settings.jobs_max_upload_bytes, self.runner.wake,
-            max_line_bytes=settings.jobs_max_line_bytes,
-        )  # fmt: skip
+        self.jobs = JobsBackend(store, self.styles, settings.jobs_data_dir, settings.jobs_max_upload_bytes, self.runner.wake)
         self._runner_task: asyncio.Task[None] | None = None
         self._runner_lock: IO[bytes] | None = None  # held open for the worker's life
         self.model_health = ModelHealth(self._model_ready)

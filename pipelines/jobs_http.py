@@ -43,9 +43,6 @@ class JobsBackend:
     data_dir: Path | None  # where {"path": ...} submissions may point; None disables them
     max_upload_bytes: int
     wake: Callable[[], None]  # tell the runner a job arrived or was cancelled
-    # A line is one document; a longer one is refused while it streams in, before the job store
-    # would read it whole into memory (with the default upload limit, one line could be 4 GB).
-    max_line_bytes: int = 16_777_216
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -179,7 +176,9 @@ async def submit(request: Request, jobs: JobsBackend) -> Response:
         created = False
     else:
         job_id, path = jobs.store.new_upload_path()
-        await _receive_upload(request, path, jobs.max_upload_bytes, jobs.max_line_bytes)
+        # The store's own line cap, enforced while the upload streams in: it would otherwise read
+        # an over-long line whole (with the default upload limit, one line could be 4 GB).
+        await _receive_upload(request, path, jobs.max_upload_bytes, jobs.store.max_line_bytes)
         source, created = "upload", True
     try:
         await asyncio.to_thread(jobs.store.create, job_id, path, source, default_style)

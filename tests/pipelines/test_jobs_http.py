@@ -315,7 +315,7 @@ async def test_a_path_too_long_for_the_file_system_is_400_and_not_echoed_whole(e
 
 @pytest.mark.anyio
 async def test_a_line_over_the_limit_is_413_while_it_streams_in(env: Env) -> None:
-    env.backend.max_upload_bytes, env.backend.max_line_bytes = 1_000_000, 1_000
+    env.backend.max_upload_bytes, env.backend.store.max_line_bytes = 1_000_000, 1_000
     sent = 0
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -335,7 +335,7 @@ async def test_a_line_over_the_limit_is_413_while_it_streams_in(env: Env) -> Non
 @pytest.mark.anyio
 async def test_lines_at_the_limit_pass_whatever_the_chunking(env: Env) -> None:
     line = json.dumps({"id": "a", "text": "word " * 150})
-    env.backend.max_line_bytes = len(line)
+    env.backend.store.max_line_bytes = len(line)
     body = (line + "\n" + line.replace('"a"', '"b"') + "\n").encode()
     whole = await env.client.post("/jobs", content=body, headers=NDJSON)
     assert whole.status_code == 201, whole.text
@@ -345,7 +345,7 @@ async def test_lines_at_the_limit_pass_whatever_the_chunking(env: Env) -> None:
             yield body[i : i + 7]
 
     assert (await env.client.post("/jobs", content=bytewise(), headers=NDJSON)).status_code == 201
-    env.backend.max_line_bytes = len(line) - 1
+    env.backend.store.max_line_bytes = len(line) - 1
     assert_error(await env.client.post("/jobs", content=body, headers=NDJSON), 413, "InputTooLarge", "line 1 ")
 
 

@@ -1,6 +1,6 @@
 """The default engine: pick the document's own sentences by position, centrality and diversity.
 
-preprocess  split into sentences, choose candidates, score cue phrases (plain Python, per item)
+preprocess  split into sentences, choose and trim candidates, score cue phrases (plain Python, per item)
 forward     embed every candidate of every item in one token-capped encoder run (batches)
 postprocess score and select with MMR towards the style's word target (numpy, per item)
 
@@ -20,7 +20,7 @@ from pipelines.batching import check_outputs
 from pipelines.encoder import SentenceEncoder
 from pipelines.engine import Outcome, SummaryItem, SummaryResult
 from pipelines.errors import BadInput, ModelError, SummarizerError
-from pipelines.sentences import is_heading, split_sentences, word_count
+from pipelines.sentences import SPEAKER, is_heading, split_sentences, word_count
 from pipelines.styles import ExtractiveParams
 
 # Cosine similarity above which a sentence repeats one already chosen (a reworded or syndicated
@@ -28,6 +28,11 @@ from pipelines.styles import ExtractiveParams
 # that is not enough for a second copy of the lead. On the evaluation sets it changes no summary
 # (README, "Quality"): distinct sentences stay below it.
 NEAR_DUPLICATE = 0.9
+# Trimming never leaves a sentence shorter than this: "But why?" stays as it is.
+MIN_TRIMMED_WORDS = 3
+_SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+([,.;:!?])")
+# A sentence's first letter, after a chat turn's "Name: " if there is one.
+_FIRST_LETTER = re.compile(r"^(" + SPEAKER + r":\s+)?([a-z])")
 
 
 @dataclass
@@ -35,6 +40,7 @@ class Prepared:
     sentences: list[str]
     candidates: list[int]  # positions in `sentences` worth embedding, in document order
     cues: list[float]  # per candidate: the style's cue score, in [-1, 1]
+    input_words: int  # of the text as sent, before any trimming
 
 
 def preprocess(text: str, params: ExtractiveParams) -> Prepared:
@@ -48,9 +54,26 @@ def preprocess(text: str, params: ExtractiveParams) -> Prepared:
     candidates = [i for i in body if word_count(sentences[i]) >= params.min_sentence_words] or body
     if len(body) <= params.max_sentences and sum(word_count(sentences[i]) for i in body) <= params.length_target:
         candidates = body
+    input_words = sum(word_count(s) for s in sentences)
+    for i in candidates:
+        sentences[i] = trim(sentences[i], params.trim)
     sections = _section_headings(sentences, headings)
     cues = [cue_score(f"{sections[i]} {sentences[i]}", params) for i in candidates]
-    return Prepared(sentences, candidates, cues)
+    return Prepared(sentences, candidates, cues, input_words)
+
+
+def trim(sentence: str, patterns: Sequence[str]) -> str:
+    """The sentence without what the style's trim patterns match; as it was if that would
+    leave it under MIN_TRIMMED_WORDS. A cut at the start capitalizes what now opens it."""
+    if not patterns:
+        return sentence
+    out = sentence
+    for pattern in patterns:
+        out = re.sub(pattern, " ", out)
+    out = _SPACE_BEFORE_PUNCTUATION.sub(r"\1", " ".join(out.split()))
+    if out == sentence or word_count(out) < MIN_TRIMMED_WORDS:
+        return sentence
+    return _FIRST_LETTER.sub(lambda m: (m.group(1) or "") + m.group(2).upper(), out, count=1)
 
 
 def _section_headings(sentences: Sequence[str], headings: Sequence[bool]) -> list[str]:
@@ -120,14 +143,18 @@ def select(
     """Maximal marginal relevance towards a word target; indices into `sentences`' candidate rows.
 
     A sentence joins while it brings the length closer to `target_words`: the summary ends
-    within half a sentence of the target, instead of always short of a hard budget.
+    within half a sentence of the target, instead of always short of a hard budget. With
+    `params.fill` off, selection ends at the first best sentence that would not.
     """
     lengths = [word_count(s) for s in sentences]
     chosen: list[int] = []
     words = 0
     remaining = set(range(len(sentences)))
     while remaining and len(chosen) < params.max_sentences:
-        fitting = sorted(i for i in remaining if closer_to_target(words, lengths[i], params))
+        if params.fill:
+            fitting = sorted(i for i in remaining if closer_to_target(words, lengths[i], params))
+        else:
+            fitting = sorted(remaining)
         if chosen and fitting:
             similarity = (embeddings[fitting] @ embeddings[chosen].T).max(axis=1)
             fitting = [i for i, sim in zip(fitting, similarity, strict=True) if sim <= NEAR_DUPLICATE]
@@ -138,6 +165,8 @@ def select(
             break
         mmr = (1.0 - params.diversity) * scores[fitting] - params.diversity * redundancy
         best = fitting[int(np.argmax(mmr))]
+        if not closer_to_target(words, lengths[best], params):
+            break
         chosen.append(best)
         words += lengths[best]
         remaining.discard(best)
@@ -217,5 +246,5 @@ def _result(p: Prepared, picked: Sequence[int], params: ExtractiveParams) -> Sum
     """The summary of `picked` (indices into the candidates), in document order."""
     summary = " ".join(_clip_words(p.sentences[p.candidates[i]], params.max_words) for i in picked)
     return SummaryResult(
-        summary=summary, input_words=sum(word_count(s) for s in p.sentences), summary_words=word_count(summary)
+        summary=summary, input_words=p.input_words, summary_words=word_count(summary)
     )

@@ -57,12 +57,12 @@ _ENUMERATOR = re.compile(
     r"[0-9IVXLC]+[A-Za-z]?\.)"
 )
 # "Maya:", "Dr. Lee:", "Speaker 2:", DialogSum's "#Person1#:"; not "He said:" (a lower-case word).
-_SPEAKER = r"(?:#[A-Za-z][\w ]{0,30}#|[A-Z][\w.'-]{0,20}(?: [A-Z0-9][\w.'-]{0,20}){0,3})"
+SPEAKER = r"(?:#[A-Za-z][\w ]{0,30}#|[A-Z][\w.'-]{0,20}(?: [A-Z0-9][\w.'-]{0,20}){0,3})"
 _LINE_BREAKS = re.compile(
-    r"\n\s*\n|\n(?=\s*(?:[-*•]\s|\d+[.)]\s|[\"'“`]*(?:\(\w{1,4}\))+\s|" + _SPEAKER + r":\s))"
+    r"\n\s*\n|\n(?=\s*(?:[-*•]\s|\d+[.)]\s|[\"'“`]*(?:\(\w{1,4}\))+\s|" + SPEAKER + r":\s))"
 )
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
-_TURN = re.compile(r"^" + _SPEAKER + r":\s")
+_TURN = re.compile(r"^" + SPEAKER + r":\s")
 # A dialogue turn stays whole (its sentences mean little without the speaker) unless it is long.
 _MAX_TURN_WORDS = 60
 

@@ -27,6 +27,13 @@ class HasText(Protocol):
     def text(self) -> str: ...
 
 
+def _check_regex(pattern: str, what: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{what} {pattern!r} must be a regular expression, got: {exc}") from exc
+
+
 class ExtractiveParams(BaseModel):
     """How the extractive engine picks sentences for a style (README, "Styles", explains each)."""
 
@@ -46,6 +53,14 @@ class ExtractiveParams(BaseModel):
     # Written as a mapping in YAML; kept as pairs so the frozen model stays hashable.
     cues: tuple[tuple[str, float], ...] = ()
     cue_weight: float = Field(0.2, ge=0.0, le=1.0)
+    # Sentence trimming (a light compression): regexes whose matches are cut from every
+    # candidate sentence ("(CNN) --", a dashed aside, a chat's "Oh, well,"), so the word target
+    # holds more of what matters. A sentence that would drop under 3 words stays as it was.
+    trim: tuple[str, ...] = ()
+    # When the best remaining sentence would overshoot the target: True takes the best one that
+    # fits instead (a later, shorter sentence); False stops there, for news, where a far-down
+    # filler reads and scores worse than a slightly shorter summary.
+    fill: bool = True
 
     @field_validator("cues", mode="before")
     @classmethod
@@ -56,13 +71,17 @@ class ExtractiveParams(BaseModel):
     @classmethod
     def _cues_compile(cls, cues: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
         for pattern, weight in cues:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"cue {pattern!r} must be a regular expression, got: {exc}") from exc
+            _check_regex(pattern, "cue")
             if not -1.0 <= weight <= 1.0:
                 raise ValueError(f"cue {pattern!r} weight must be between -1 and 1, got {weight}")
         return cues
+
+    @field_validator("trim")
+    @classmethod
+    def _trim_compile(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            _check_regex(pattern, "trim")
+        return patterns
 
     @property
     def length_target(self) -> int:

@@ -11,7 +11,7 @@ from models.store import default_encoder_folder
 from pipelines.encoder import SentenceEncoder
 from pipelines.engine import SummaryItem, SummaryResult
 from pipelines.errors import BadInput, ModelError
-from pipelines.extractive import NEAR_DUPLICATE, ExtractiveEngine, cue_score, preprocess, relevance, select
+from pipelines.extractive import NEAR_DUPLICATE, ExtractiveEngine, cue_score, preprocess, relevance, select, trim
 from pipelines.sentences import split_sentences
 from pipelines.styles import ExtractiveParams, StyleRegistry
 from tests.texts import DIALOGUE, LEGAL, NEWS
@@ -55,7 +55,11 @@ def test_summary_is_made_of_document_sentences_within_the_budget(
     params = STYLES.get(style).extractive
     assert 0 < result.summary_words <= params.max_words
     assert result.input_words == len(text.split())
-    assert is_subsequence_of_sentences(result.summary, split_sentences(text))
+    assert is_subsequence_of_sentences(result.summary, trimmed_sentences(text, params.trim))
+
+
+def trimmed_sentences(text: str, patterns: tuple[str, ...]) -> list[str]:
+    return [trim(s, patterns) for s in split_sentences(text)]
 
 
 def is_subsequence_of_sentences(summary: str, sentences: list[str]) -> bool:
@@ -260,6 +264,55 @@ def test_chat_shorter_than_the_target_is_kept_whole(engine: ExtractiveEngine, mo
 
 def test_casual_summary_is_short_and_made_of_whole_turns(engine: ExtractiveEngine) -> None:
     result = summarize(engine, DIALOGUE, "casual")
-    turns = split_sentences(DIALOGUE)
-    assert result.summary_words <= STYLES.get("casual").extractive.max_words
-    assert is_subsequence_of_sentences(result.summary, turns) and result.summary.count(":") >= 1
+    params = STYLES.get("casual").extractive
+    assert result.summary_words <= params.max_words
+    assert is_subsequence_of_sentences(result.summary, trimmed_sentences(DIALOGUE, params.trim))
+    assert result.summary.count(":") >= 1
+
+
+@pytest.mark.parametrize(
+    ("style", "sentence", "trimmed"),
+    [
+        ("news", "LONDON, England (CNN) -- The mayor resigned on Monday.", "The mayor resigned on Monday."),
+        ("news", "(CNN)Over 25,000 people have fought Ebola.", "Over 25,000 people have fought Ebola."),
+        (
+            "news",
+            "The student – who asked to remain anonymous – spoke after the survey.",
+            "The student spoke after the survey.",
+        ),
+        ("news", "But the council voted to close the bridge.", "The council voted to close the bridge."),
+        ("news", "Scores rose 5 - 10 per cent in the - admittedly small - sample.", "Scores rose 5 - 10 per cent in the sample."),
+        ("news", "But why?", "But why?"),  # under three words left: kept as it was
+        ("news", "Andrew and Butler met in Sandbach.", "Andrew and Butler met in Sandbach."),
+        ("casual", "#Person1#: Oh, well, I think we should go.", "#Person1#: I think we should go."),
+        ("casual", "Maya: Hi, are you free tomorrow?", "Maya: Are you free tomorrow?"),
+        ("casual", "Excuse me, where is the station?", "Where is the station?"),
+        ("casual", "Bo: Yes, see you there.", "Bo: Yes, see you there."),  # an answer is a decision
+        ("casual", "Tom: So what?", "Tom: So what?"),
+        ("casual", "Sophie: Okra is cheap this week.", "Sophie: Okra is cheap this week."),
+        ("legal", "But the Secretary shall report yearly.", "But the Secretary shall report yearly."),  # no trim
+    ],
+)
+def test_trim_cuts_what_carries_nothing_and_keeps_the_rest(style: str, sentence: str, trimmed: str) -> None:
+    assert trim(sentence, STYLES.get(style).extractive.trim) == trimmed
+
+
+def test_trimmed_words_count_towards_the_target() -> None:
+    params = ExtractiveParams(max_words=8, trim=(r"^(?:But|And)\s+",))
+    p = preprocess("And the river rose fast.\nRoads closed at dawn today.\nMore rain is forecast.", params)
+    assert [p.sentences[i] for i in p.candidates] == [
+        "The river rose fast.",
+        "Roads closed at dawn today.",
+        "More rain is forecast.",
+    ]
+
+
+def test_without_fill_selection_stops_at_the_first_overshoot() -> None:
+    sentences = [" ".join(["word"] * n) for n in (20, 30, 5)]
+    embeddings = np.eye(3, dtype=np.float32)
+    scores = np.array([0.9, 0.8, 0.7], dtype=np.float32)
+    fill = ExtractiveParams(target_words=25, max_words=100, max_sentences=5, diversity=0.0)
+    # Filling skips the 30-word sentence for the 5-word one further down; news stops instead.
+    assert select(sentences, embeddings, scores, fill) == [0, 2]
+    assert select(sentences, embeddings, scores, fill.model_copy(update={"fill": False})) == [0]
+    assert STYLES.get("news").extractive.fill is False and STYLES.get("legal").extractive.fill is True

@@ -92,6 +92,18 @@ def test_cue_phrases_merge_pattern_by_pattern_and_bad_ones_fail_at_load(tmp_path
         StyleRegistry.load(user)
 
 
+def test_trim_patterns_are_replaced_as_a_list_and_bad_ones_fail_at_load(tmp_path: Path) -> None:
+    assert StyleRegistry.load().get("news").extractive.trim
+    user = tmp_path / "styles.yaml"
+    user.write_text("news:\n  extractive:\n    trim: []\n")
+    assert StyleRegistry.load(user).get("news").extractive.trim == ()
+    user.write_text("news:\n  extractive:\n    trim: ['^Update:\\s*']\n")
+    assert StyleRegistry.load(user).get("news").extractive.trim == ("^Update:\\s*",)
+    user.write_text("news:\n  extractive:\n    trim: ['(unclosed']\n")
+    with pytest.raises(ConfigError, match=r"(?s)style 'news' is invalid.*trim '\(unclosed' must be a regular expression"):
+        StyleRegistry.load(user)
+
+
 def test_builtin_word_targets_match_what_readers_expect() -> None:
     registry = StyleRegistry.load()
     targets = {name: registry.get(name).extractive.length_target for name in registry.names}

@@ -1,8 +1,10 @@
 """The default engine: pick the document's own sentences by position, centrality and diversity.
 
-preprocess  split into sentences, choose and trim candidates, score cue phrases (plain Python, per item)
+preprocess  split into sentences, choose and trim candidates, score cue phrases, weigh concepts
+            (plain Python, per item)
 forward     embed every candidate of every item in one token-capped encoder run (batches)
-postprocess score and select with MMR towards the style's word target (numpy, per item)
+postprocess score and select with MMR and concept coverage towards the style's word target
+            (numpy, per item)
 
 What the weights are and why they are set as they are: README, "Quality" (measured with
 `python -m bench.quality` against human references and lead baselines).
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipelines.batching import check_outputs
+from pipelines.concepts import Concepts
 from pipelines.encoder import SentenceEncoder
 from pipelines.engine import Outcome, SummaryItem, SummaryResult
 from pipelines.errors import BadInput, ModelError, SummarizerError
@@ -41,6 +44,7 @@ class Prepared:
     candidates: list[int]  # positions in `sentences` worth embedding, in document order
     cues: list[float]  # per candidate: the style's cue score, in [-1, 1]
     input_words: int  # of the text as sent, before any trimming
+    concepts: Concepts | None = None  # when the style weighs coverage
 
 
 def preprocess(text: str, params: ExtractiveParams) -> Prepared:
@@ -59,7 +63,8 @@ def preprocess(text: str, params: ExtractiveParams) -> Prepared:
         sentences[i] = trim(sentences[i], params.trim)
     sections = _section_headings(sentences, headings)
     cues = [cue_score(f"{sections[i]} {sentences[i]}", params) for i in candidates]
-    return Prepared(sentences, candidates, cues, input_words)
+    concepts = Concepts.build(sentences, candidates, params.coverage_decay) if params.coverage else None
+    return Prepared(sentences, candidates, cues, input_words, concepts)
 
 
 def trim(sentence: str, patterns: Sequence[str]) -> str:
@@ -138,16 +143,22 @@ def closer_to_target(words: int, added: int, params: ExtractiveParams) -> bool:
 
 
 def select(
-    sentences: Sequence[str], embeddings: np.ndarray, scores: np.ndarray, params: ExtractiveParams
+    sentences: Sequence[str],
+    embeddings: np.ndarray,
+    scores: np.ndarray,
+    params: ExtractiveParams,
+    concepts: Concepts | None = None,
 ) -> list[int]:
     """Maximal marginal relevance towards a word target; indices into `sentences`' candidate rows.
 
     A sentence joins while it brings the length closer to `target_words`: the summary ends
     within half a sentence of the target, instead of always short of a hard budget. With
-    `params.fill` off, selection ends at the first best sentence that would not.
+    `params.fill` off, selection ends at the first best sentence that would not. With
+    `concepts` and `params.coverage`, the concepts a sentence would add count too.
     """
     lengths = [word_count(s) for s in sentences]
     chosen: list[int] = []
+    covered: set[str] = set()
     words = 0
     remaining = set(range(len(sentences)))
     while remaining and len(chosen) < params.max_sentences:
@@ -163,11 +174,15 @@ def select(
             redundancy = np.zeros(len(fitting), dtype=np.float32)
         if not fitting:
             break
-        mmr = (1.0 - params.diversity) * scores[fitting] - params.diversity * redundancy
-        best = fitting[int(np.argmax(mmr))]
+        value = (1.0 - params.diversity) * scores[fitting] - params.diversity * redundancy
+        if concepts is not None and params.coverage:
+            gains = concepts.gains(fitting, covered, lengths)
+            value = (1.0 - params.coverage) * value + params.coverage * gains
+        best = fitting[int(np.argmax(value))]
         if not closer_to_target(words, lengths[best], params):
             break
         chosen.append(best)
+        covered |= concepts.per_row[best] if concepts is not None else set()
         words += lengths[best]
         remaining.discard(best)
     if not chosen:
@@ -239,7 +254,7 @@ class ExtractiveEngine:
         candidates = [p.sentences[i] for i in p.candidates]
         query = np.asarray(item.query, dtype=np.float32) if item.query is not None else None
         scores = relevance(embeddings, params, p.cues, query)
-        return _result(p, select(candidates, embeddings, scores, params), params)
+        return _result(p, select(candidates, embeddings, scores, params, p.concepts), params)
 
 
 def _result(p: Prepared, picked: Sequence[int], params: ExtractiveParams) -> SummaryResult:

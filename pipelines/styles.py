@@ -61,6 +61,11 @@ class ExtractiveParams(BaseModel):
     # fits instead (a later, shorter sentence); False stops there, for news, where a far-down
     # filler reads and scores worse than a slightly shorter summary.
     fill: bool = True
+    # Concept coverage (pipelines/concepts.py): how much selection goes by the weighted words a
+    # sentence adds per word (1) rather than by its score and MMR (0); concept weights decay
+    # with position by coverage_decay.
+    coverage: float = Field(0.0, ge=0.0, le=1.0)
+    coverage_decay: float = Field(0.3, ge=0.0)
 
     @field_validator("cues", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""The default engine: pick the document's own sentences by position, centrality and diversity.
+"""The default engine: pick the document's own sentences by position, centrality, coverage and diversity.
 
 preprocess  split into sentences, choose and trim candidates, score cue phrases, weigh concepts
             (plain Python, per item)

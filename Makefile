@@ -1,7 +1,8 @@
 # Two commands do all set-up on a fresh clone:
 #   make serve   create/reuse .venv, install pinned deps, import the default model, serve on :3000
 #   make test    the same set-up, then the type check and the whole test suite
-# Also: make dev (serve, restarting on code changes), make bento (build the Bento, offline).
+# Also: make dev (serve, restarting on code changes), make bento (build the Bento, offline),
+#       make docs (the docs site, offline, into site/; docs-serve previews it on :8000).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,7 +13,7 @@ BENTOFILE ?= bentofile.yaml
 # No telemetry calls: BentoML otherwise posts usage analytics on model saves and serve.
 export BENTOML_DO_NOT_TRACK := True
 
-.PHONY: venv models serve dev bento test typecheck clean
+.PHONY: venv models serve dev bento docs docs-serve test typecheck clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +42,14 @@ dev: models
 bento: models
 	$(PY) -m models bento-build -f $(BENTOFILE)
 
+# The docs site from docs/ (MkDocs, Material theme), strict: a broken link or a page missing from
+# the nav fails the build. The test suite runs the same build (tests/docs/test_docs.py).
+docs: venv
+	$(VENV)/bin/mkdocs build --strict
+
+docs-serve: venv
+	$(VENV)/bin/mkdocs serve --strict --dev-addr 127.0.0.1:8000
+
 typecheck: venv
 	$(PY) -m mypy
 
@@ -48,4 +57,4 @@ test: venv typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache site

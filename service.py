@@ -16,47 +16,47 @@ from typing import IO, Any, Literal
 
 import aiohttp
 import bentoml
+import numpy as np
 from bentoml._internal.configuration.containers import BentoMLContainer
 from bentoml._internal.marshal.dispatcher import CorkDispatcher
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import JSONResponse
 
 with bentoml.importing():
     from models.refs import resolve
-    from pipelines.api import Citation, RagResponse, SummaryResponse, Timing
-    from pipelines.asgi import BodySizeLimit, ConcurrencyLimit, ErrorShape, MediaTypeCheck
-    from pipelines.auth import TokenStore, check_auth
-    from pipelines.auth_asgi import TokenAuth
-    from pipelines.batch import BatchDocument, BatchResult, DocumentPreparer, check_batch, summarize_documents, unavailable
-    from pipelines.engine import ItemOutcome, SummaryItem, summarize_isolated
-    from pipelines.batching import dispatcher_tick_s
-    from pipelines.device import set_threads
-    from pipelines.drain import stop_after
-    from pipelines.engines import build_encoder, build_engine
+    from pipelines.api.openapi import docs_route
+    from pipelines.api.responses import Citation, RagResponse, SummaryResponse, Timing
+    from pipelines.auth.middleware import TokenAuth
+    from pipelines.auth.store import TokenStore, check_auth
+    from pipelines.batch.core import BatchDocument, BatchResult, DocumentPreparer, check_batch, summarize_documents, unavailable
+    from pipelines.engines.contract import ItemOutcome, SummaryItem, summarize_isolated
+    from pipelines.engines.device import set_threads
+    from pipelines.engines.factory import build_encoder, build_engine
+    from pipelines.engines.grouping import dispatcher_tick_s
     from pipelines.errors import NotReady, Overloaded, SummarizerError
-    from pipelines.gateway import ModelHealth, call_model
-    from pipelines.jobs import JobStore, RetryPolicy
-    from pipelines.jobs_http import JobsBackend, build_app
-    from pipelines.jobs_runner import JobRunner, acquire_runner_lock
-    from pipelines.logs import configure_logging
-    from pipelines.openapi import docs_route
-    from pipelines.request_log import RequestLog
-    from pipelines.telemetry import observe_document, stage
-    from pipelines.tracing import batch_spans, carrier, install, tracing_config
-    from pipelines.prepare import InputPipeline, PreparedText
-    from pipelines.rag import KnowledgeIndex, KnowledgeIndexError
-    from pipelines.retrieval import Context, index_documents, retrieve
+    from pipelines.http.drain import stop_after
+    from pipelines.http.gateway import ModelHealth, call_model
+    from pipelines.http.middleware import BodySizeLimit, ConcurrencyLimit, ErrorShape, MediaTypeCheck
+    from pipelines.jobs.app import JobsBackend, build_app
+    from pipelines.jobs.runner import JobRunner, acquire_runner_lock
+    from pipelines.jobs.store import JobStore, RetryPolicy
+    from pipelines.observe.log_format import configure_logging
+    from pipelines.observe.request_log import RequestLog
+    from pipelines.observe.stages import observe_document, stage
+    from pipelines.observe.traces import batch_spans, carrier, install, tracing_config
+    from pipelines.rag.index import KnowledgeIndex, KnowledgeIndexError
+    from pipelines.rag.retrieval import Context, index_documents, retrieve
     from pipelines.settings import get_settings
-    from pipelines.normalize import Format
     from pipelines.styles import STYLE_HEADER, Style, StyleRegistry, with_context
+    from pipelines.text.normalize import Format
+    from pipelines.text.prepare import InputPipeline, PreparedText
 
 # Read at import, so bad settings or a bad styles file stop `bentoml serve` (and `bentoml build`)
 # at once with their message, instead of failing in a worker.
 settings = get_settings()
 # BentoML deletes the model service's Unix socket the moment SIGTERM arrives, before any worker
 # has drained, so the calls the entry service still makes then fail. A TCP socket on 127.0.0.1
-# lives until the last worker exits (pipelines/drain.py is the other half). `bentoml serve` reads
+# lives until the last worker exits (pipelines/http/drain.py is the other half). `bentoml serve` reads
 # this after importing this file, when it lays out the services.
 os.environ.setdefault("BENTOML_NO_UDS", "1")
 styles = StyleRegistry.load(settings.styles_file, settings.default_style)
@@ -84,7 +84,7 @@ class SummarizerModel:
     def __init__(self) -> None:
         install(BentoMLContainer.tracer_provider.get())
         # SIGTERM reaches both services at once; the entry's requests still being prepared need
-        # this worker after that, so it stops once the entry workers are gone (pipelines/drain.py).
+        # this worker after that, so it stops once the entry workers are gone (pipelines/http/drain.py).
         stop_after("summarizer", max_delay_s=settings.request_timeout_s + 15)
         set_threads(settings.torch_threads)
         encoder_model = resolve(type(self).encoder)
@@ -196,7 +196,7 @@ jobs_app = build_app(lambda: bentoml.get_current_service().jobs)
     traffic={"timeout": settings.request_timeout_s + 5},
     tracing=tracing_config(settings),
     # BentoML's access log prints raw paths and queries, where clients can put anything; our
-    # request log (pipelines/request_log.py) replaces it with route templates.
+    # request log (pipelines/observe/request_log.py) replaces it with route templates.
     logging={"access": {"enabled": False}},
 )
 class Summarizer:
@@ -423,7 +423,7 @@ class Summarizer:
         }
 
 
-# /docs.json with our bodies, errors, auth and /jobs (pipelines/openapi.py); BentoML routes this
+# /docs.json with our bodies, errors, auth and /jobs (pipelines/api/openapi.py); BentoML routes this
 # mounted app before its own /docs.json.
 jobs_app.router.routes.append(
     docs_route(

@@ -66,8 +66,8 @@ def tiny_sentences() -> list[str]:
 
 def baseline(path: Path, limit: int) -> float:
     """In-process documents/s: LocalPipeline.run in batches of 32, the first `limit` documents."""
-    from pipelines.batch import parse_line
-    from pipelines.inprocess import LocalPipeline
+    from pipelines.batch.core import parse_line
+    from pipelines.batch.inprocess import LocalPipeline
 
     pipeline = LocalPipeline()
     docs = [parse_line(line, i + 1) for i, line in zip(range(limit), path.open("rb"))]
@@ -195,7 +195,7 @@ def main() -> None:
               "memory": memory, "memory_growth": round(growth, 3)}  # fmt: skip
     out = REPO / "bench" / "results" / "batch.json"
     out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out.relative_to(REPO)}")
+    print(f"wrote {out.relative_to(REPO)}: the figures of docs/performance.md")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 Each variant is a fresh `bentoml serve` with those settings; variants are interleaved round by round
 (A B A B ...) so drift on a shared machine hits them alike. Prints each run and the mean ratio to
 the limit per variant; writes bench/results/knobs-<engine>.json. This is how the batching knobs'
-defaults were chosen (README "Performance").
+defaults were chosen (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def main() -> None:
         print(f"{variant}: mean {statistics.mean(ratios):.3f}x the best limit ({best:.2f} documents/s) over {len(ratios)} runs", flush=True)
     out = RESULTS / f"knobs-{args.engine}.json"
     out.write_text(json.dumps({"engine": args.engine, "concurrency": args.concurrency, "limit": best, "limits": limits, "summary": summary, "runs": runs}, indent=2))
-    print(f"wrote {out}")
+    print(f"wrote {out}: the figures of docs/performance.md")
 
 
 if __name__ == "__main__":

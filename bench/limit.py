@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.docs import DEFAULT_DOCS, load_docs
-from pipelines.batch import BatchDocument, PreparedDocument
-from pipelines.engine import summarize_isolated
-from pipelines.inprocess import LocalPipeline
+from pipelines.batch.core import BatchDocument, PreparedDocument
+from pipelines.batch.inprocess import LocalPipeline
+from pipelines.engines.contract import summarize_isolated
 
 
 def rate(step: Callable[[int], object], batch: int, seconds: float) -> float:

@@ -82,7 +82,7 @@ async def _post(session: aiohttp.ClientSession, url: str, body: dict[str, Any], 
             retry_after = "Retry-After" in response.headers
     except (aiohttp.ClientError, asyncio.TimeoutError):
         return Sample(0, time.perf_counter() - started)
-    # The admission limit's message says "requests in flight" (pipelines/asgi.py ConcurrencyLimit).
+    # The admission limit's message says "requests in flight" (pipelines/http/middleware.py ConcurrencyLimit).
     return Sample(status, time.perf_counter() - started, retry_after, status == 429 and b"in flight" in payload)
 
 

@@ -17,8 +17,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from pipelines.batch import BatchDocument
-from pipelines.inprocess import LocalPipeline
+from pipelines.batch.core import BatchDocument
+from pipelines.batch.inprocess import LocalPipeline
 
 state: dict[str, LocalPipeline] = {}
 

@@ -29,11 +29,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.docs import DEFAULT_DOCS, load_docs
 from bench.load import LoadResult, closed_loop, open_loop
 from bench.plot import plot
 from bench.profile import profile
 from bench.servers import REPO, Running, adaptive_batch, server_env, start_naive, start_ours
-from bench.docs import DEFAULT_DOCS, load_docs
 from tests.server.conftest import base_env, run_models_cli
 
 RESULTS = REPO / "bench" / "results"
@@ -152,7 +152,7 @@ def ratios(result: dict[str, Any], levels: list[int]) -> dict[str, Any]:
 
 
 def report(results: list[dict[str, Any]]) -> str:
-    """The README's tables: one row per server and concurrency, ratios against the limit and naive."""
+    """The tables of docs/performance.md: one row per server and concurrency, ratios against the limit and naive."""
     lines = []
     for result in results:
         r = result["ratios"]
@@ -229,7 +229,7 @@ def main() -> None:
     args.out.write_text(json.dumps({**meta, "engines": results}, indent=2))
     plot(results, args.out.with_suffix(".png"))
     print(report(results))
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}: the figures of docs/performance.md")
 
 
 if __name__ == "__main__":

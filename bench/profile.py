@@ -18,12 +18,12 @@ PY_SPY = Path(sys.executable).parent / "py-spy"
 BUCKETS: list[tuple[str, tuple[str, ...]]] = [
     ("tokenizer", ("tokenization_", "tokenizers", "_batch_encode_plus", "_encode_plus")),
     ("model forward (torch)", ("torch/nn/", "forward (transformers/", "generate (transformers/")),
-    ("extractive selection", ("pipelines/extractive.py",)),
-    ("sentence split", ("pipelines/sentences.py",)),
-    ("normalize", ("pipelines/normalize.py", "trafilatura", "lxml")),
-    ("redact", ("pipelines/redact.py", "presidio", "spacy", "phonenumbers")),
+    ("extractive selection", ("pipelines/engines/extractive.py",)),
+    ("sentence split", ("pipelines/text/sentences.py",)),
+    ("normalize", ("pipelines/text/normalize.py", "trafilatura", "lxml")),
+    ("redact", ("pipelines/text/redact.py", "presidio", "spacy", "phonenumbers")),
     ("serialization (pydantic, json)", ("pydantic", "json/", "orjson", "model_dump", "model_validate")),
-    ("telemetry (metrics, traces, logs)", ("prometheus_client", "opentelemetry", "pipelines/telemetry.py", "logging/")),
+    ("telemetry (metrics, traces, logs)", ("prometheus_client", "opentelemetry", "pipelines/observe/", "logging/")),
     ("HTTP and event loop", ("aiohttp", "uvicorn", "starlette", "h11", "httptools", "asyncio", "anyio", "_bentoml_impl", "bentoml/")),
 ]
 

@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 from rouge_score import rouge_scorer
 
-from pipelines.batch import BatchDocument, PreparedDocument
-from pipelines.engine import summarize_isolated
-from pipelines.extractive import closer_to_target
-from pipelines.inprocess import LocalPipeline
-from pipelines.sentences import split_sentences, word_count
+from pipelines.batch.core import BatchDocument, PreparedDocument
+from pipelines.batch.inprocess import LocalPipeline
+from pipelines.engines.contract import summarize_isolated
+from pipelines.engines.extractive import closer_to_target
 from pipelines.styles import ExtractiveParams
+from pipelines.text.sentences import split_sentences, word_count
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "eval"
@@ -282,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"\n{part}:\n{table(results, part)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"command": " ".join(["python -m bench.quality", *(argv or sys.argv[1:])]), "results": results}, indent=2))
-    print(f"\nwrote {args.out}")
+    print(f"\nwrote {args.out}: the figures of docs/quality.md")
 
 
 if __name__ == "__main__":

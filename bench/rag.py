@@ -23,9 +23,9 @@ import bm25s
 import numpy as np
 
 from models.store import default_encoder_folder
-from pipelines.encoder import SentenceEncoder
-from pipelines.rag import Document, KnowledgeIndex
-from pipelines.sentences import split_sentences
+from pipelines.engines.encoder import SentenceEncoder
+from pipelines.rag.index import Document, KnowledgeIndex
+from pipelines.text.sentences import split_sentences
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,7 +105,7 @@ def main() -> None:
     print(f"search at {result['search_chunks']} chunks: p50 {result['search_p50_ms']:.2f} ms, p95 {result['search_p95_ms']:.2f} ms")
     out = REPO / "bench" / "results" / "rag.json"
     out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out.relative_to(REPO)}")
+    print(f"wrote {out.relative_to(REPO)}: the figures of docs/rag.md")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from pipelines.redact import RedactionConfig, Redactor
 from pipelines.settings import REDACTABLE_ENTITIES
+from pipelines.text.redact import RedactionConfig, Redactor
 from tests.fixtures.pii import evaluate, labelled_set
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def main() -> None:
         print(f"{entity:<15} {t.tp + t.fn:>6} {t.recall:>7.3f} {t.precision:>9.3f}")
     out = REPO / "bench" / "results" / "redaction.json"
     out.write_text(json.dumps({"seed": args.seed, "per_entity": args.per_entity, "entities": rows}, indent=2))
-    print(f"wrote {out.relative_to(REPO)}")
+    print(f"wrote {out.relative_to(REPO)}: the figures of docs/normalization.md")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,10 @@
     SummarizerError (500)        anything we raise on purpose
     ├── BadInput (400)           the request is wrong; the message says how
     │   ├── UnknownStyle (400)   the X-Summary-Style header names no style; lists the valid ones
-    │   └── rag_types.InvalidDocument  a bad document id or metadata
-    ├── rag_types.KnowledgeIndexError (503)  built with another encoder, or damaged
-    │   ├── rag_types.IndexMismatch
-    │   └── rag_types.IndexCorrupt
+    │   └── rag.documents.InvalidDocument  a bad document id or metadata
+    ├── rag.documents.KnowledgeIndexError (503)  built with another encoder, or damaged
+    │   ├── rag.documents.IndexMismatch
+    │   └── rag.documents.IndexCorrupt
     ├── NotFound (404)           no such job (or other named resource)
     ├── Conflict (409)           the resource is not in a state that allows this (cancel a finished job)
     ├── InputTooLarge (413)      text or body over the configured limit
@@ -17,7 +17,7 @@
     ├── StorageError (503)       the volume under the job store or the index failed (I/O error)
     │   ├── StorageFull (507)    no space left: nothing was stored; free space, then retry
     │   └── StorageReadOnly (507)  the volume is read-only: nothing was stored
-    ├── jobs.JobStoreCorrupt (503)  the job store's database is damaged
+    ├── jobs.database.JobStoreCorrupt (503)  the job store's database is damaged
     └── ConfigError (-)          bad configuration, raised at start-up only
 
 Errors become JSON responses in exactly one place (`service.py`); a 5xx body never echoes

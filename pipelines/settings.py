@@ -2,7 +2,7 @@
 
 Values come from, highest priority first: constructor arguments, `SUMMARIZER_*` environment
 variables, the YAML file named by `SUMMARIZER_CONFIG_FILE`, then the defaults below.
-Every field is documented in the README's settings table.
+Every field is documented in the settings table of docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     jobs_retry_backoff_s: float = Field(2.0, gt=0)
     jobs_retry_backoff_max_s: float = Field(120.0, gt=0)
 
-    # Auth: bearer tokens (pipelines/auth.py); off only when neither source is set
+    # Auth: bearer tokens (pipelines/auth/store.py); off only when neither source is set
     auth_tokens_file: Path | None = None
     auth_tokens: str | None = None
     auth_required: bool = False
@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     max_sentence_chars: int = Field(2_000, gt=0)
     # How often BentoML's batcher polls its queue while a batch runs. Unset: 1 ms (BentoML's own)
     # on a GPU, where batches take milliseconds; 10 ms on CPU, where they take seconds and every
-    # wake-up takes the GIL from the thread running the model (pipelines/batching.py).
+    # wake-up takes the GIL from the thread running the model (pipelines/engines/grouping.py).
     dispatcher_tick_ms: float | None = Field(None, gt=0, le=100)
     # torch intra-op threads in the model worker; 0 keeps torch's default (one per core).
     torch_threads: int = Field(0, ge=0)

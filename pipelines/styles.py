@@ -35,7 +35,7 @@ def _check_regex(pattern: str, what: str) -> None:
 
 
 class ExtractiveParams(BaseModel):
-    """How the extractive engine picks sentences for a style (README, "Styles", explains each)."""
+    """How the extractive engine picks sentences for a style (docs/styles.md explains each)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -61,7 +61,7 @@ class ExtractiveParams(BaseModel):
     # fits instead (a later, shorter sentence); False stops there, for news, where a far-down
     # filler reads and scores worse than a slightly shorter summary.
     fill: bool = True
-    # Concept coverage (pipelines/concepts.py): how much selection goes by the weighted words a
+    # Concept coverage (pipelines/engines/concepts.py): how much selection goes by the weighted words a
     # sentence adds per word (1) rather than by its score and MMR (0); concept weights decay
     # with position by coverage_decay.
     coverage: float = Field(0.0, ge=0.0, le=1.0)

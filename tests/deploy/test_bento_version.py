@@ -66,7 +66,7 @@ def test_a_new_source_file_changes_the_version(project: Path) -> None:
     assert version(project) != before
 
 
-@pytest.mark.parametrize("path", ["README.md", "tests/deploy/test_bento_version.py", "bench/__init__.py", *DECOYS])
+@pytest.mark.parametrize("path", ["README.md", "docs/api.md", "mkdocs.yml", "tests/deploy/test_bento_version.py", "bench/__init__.py", *DECOYS])
 def test_files_that_are_not_packed_leave_the_version_alone(project: Path, path: str) -> None:
     before = version(project)
     (project / path).parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY
 
-import pipelines.metrics  # noqa: F401  (registers our metrics)
+import pipelines.observe.metrics  # noqa: F401  (registers our metrics)
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "summarizer.json"
 # BentoML's own, as its /metrics names them (bentoml/_internal/server/http/instruments.py).

@@ -32,18 +32,18 @@ import httpx
 import numpy as np
 import pytest
 
-from pipelines.batch import BatchDocument, BatchResult
+from pipelines.batch.core import BatchDocument, BatchResult
 from pipelines.errors import StorageError, StorageFull, StorageReadOnly, storage_error
-from pipelines.jobs import JobStore, RetryPolicy
-from pipelines.jobs_http import JobsBackend, build_app
-from pipelines.jobs_runner import JobRunner, acquire_runner_lock
-from pipelines.rag import CHUNKS, MANIFEST, Document, IndexCorrupt, KnowledgeIndex
+from pipelines.jobs.app import JobsBackend, build_app
+from pipelines.jobs.runner import JobRunner, acquire_runner_lock
+from pipelines.jobs.store import JobStore, RetryPolicy
+from pipelines.rag.index import CHUNKS, MANIFEST, Document, IndexCorrupt, KnowledgeIndex
+from pipelines.rag.vectorstore import FAISS_FILE
 from pipelines.settings import Settings
 from pipelines.styles import StyleRegistry
-from pipelines.vectorstore import FAISS_FILE
 
 if TYPE_CHECKING:
-    from pipelines.rag_cli import Encoder
+    from pipelines.rag.cli import Encoder
 
 REPO = Path(__file__).resolve().parents[2]
 IN_NAMESPACE = "SUMMARIZER_TEST_IN_MOUNT_NAMESPACE"
@@ -475,7 +475,7 @@ def fake_encoder(settings: Settings) -> tuple[str, Encoder]:
 
 def rag_cli(argv: list[str]) -> int:
     # Imported here: the CLI's input pipeline costs seconds of imports that the other tests skip.
-    from pipelines.rag_cli import main
+    from pipelines.rag.cli import main
 
     return main(argv, encoder_factory=fake_encoder, settings=Settings())
 
@@ -599,7 +599,7 @@ def test_a_damaged_index_file_is_detected_at_load_and_named(case: str, tmp_path:
     fresh = KnowledgeIndex(index.directory, TAG, DIM)
     with pytest.raises(IndexCorrupt) as raised:
         fresh.check()
-    assert str(path) in raised.value.message and "rag_cli index DOCS --rebuild" in raised.value.message
+    assert str(path) in raised.value.message and "pipelines.rag index DOCS --rebuild" in raised.value.message
     assert raised.value.to_payload()["error"] == {
         "type": "IndexCorrupt", "message": "the knowledge index is unavailable; the server log says why", "status": 503,
     }  # fmt: skip

@@ -18,7 +18,7 @@ import httpx
 import psutil
 import pytest
 
-from pipelines.auth import SCOPES, TokenFile
+from pipelines.auth.store import SCOPES, TokenFile
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -35,7 +35,7 @@ class Server:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def request_logs(self) -> dict[str, dict[str, Any]]:
-        """The JSON request records (pipelines/request_log.py) written so far, by request id."""
+        """The JSON request records (pipelines/observe/request_log.py) written so far, by request id."""
         records = {}
         for line in self.log.read_text(errors="replace").splitlines():
             if line.startswith("{") and '"summarizer.request"' in line:

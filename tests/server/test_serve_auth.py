@@ -9,7 +9,7 @@ import bentoml
 import httpx
 import pytest
 
-from pipelines.auth import SCOPES, TokenFile
+from pipelines.auth.store import SCOPES, TokenFile
 from tests.server.conftest import Server, StartServer, wait_for
 from tests.texts import NEWS
 

@@ -25,7 +25,7 @@ def server(start_server: StartServer, bentoml_home: Path) -> Server:
 
 
 def cli(server: Server, source: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pipelines.batch_cli", str(source), "-o", str(out), "--url", server.url, *extra]
+    return [sys.executable, "-m", "pipelines.batch", str(source), "-o", str(out), "--url", server.url, *extra]
 
 
 def test_a_few_hundred_documents_one_line_each(server: Server, bentoml_home: Path, tmp_path: Path) -> None:

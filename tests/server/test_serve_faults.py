@@ -1,11 +1,11 @@
 """Process faults in a real `bentoml serve`: the model worker killed mid-request, and SIGTERM.
 
 - A SIGKILLed model worker: the requests it held get a fast JSON 503 with Retry-After (the
-  gateway's readiness probe, pipelines/gateway.py), not a 500 and not a 504 after the timeout;
+  gateway's readiness probe, pipelines/http/gateway.py), not a 500 and not a 504 after the timeout;
   BentoML's arbiter starts a new worker and the server serves again.
 - SIGTERM to `bentoml serve` (what `docker stop` and Kubernetes send): every request in flight,
   including one still being prepared in the entry service, completes with 200; new connections
-  are not served; the process exits 0 (pipelines/drain.py, BENTOML_NO_UDS in service.py).
+  are not served; the process exits 0 (pipelines/http/drain.py, BENTOML_NO_UDS in service.py).
 
 One server for the module; the SIGTERM test ends it, so it runs last.
 """

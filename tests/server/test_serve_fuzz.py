@@ -4,7 +4,7 @@ One real `bentoml serve` (both services, a token file); `st run` (schemathesis's
 /docs.json with the token and sends generated requests, valid and invalid, to all operations:
 the coverage phase (boundary and invalid values of every field) and then fuzzing until the time
 budget is spent, with a fixed seed. Checks: no 5xx, every status, content type, header and body as
-the document says (pipelines/openapi.py), invalid input refused with a 4xx, and auth not ignored
+the document says (pipelines/api/openapi.py), invalid input refused with a 4xx, and auth not ignored
 (each accepted request replayed without the token must be refused). The server's own request log
 must agree: no 5xx among the requests it saw.
 

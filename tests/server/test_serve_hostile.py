@@ -35,7 +35,7 @@ MAX_BODY_BYTES = 8 << 20
 BATCH_BODY_BYTES = 6 << 20
 UPLOAD_BYTES = 16 << 20
 LINE_BYTES = 8 << 20
-HTML_TAGS = 50_000  # pipelines/normalize.py's default
+HTML_TAGS = 50_000  # pipelines/text/normalize.py's default
 ANSWER_S = 30.0  # every hostile request is answered within this
 PEAK_GROWTH_BYTES = 384 << 20  # no process of the tree may grow its peak RSS more (measured: 121 MiB)
 LIMITS = {"/summarize": MAX_BODY_BYTES, "/rag": MAX_BODY_BYTES, "/rag/index": MAX_BODY_BYTES,
@@ -100,7 +100,7 @@ def baseline(server: Server) -> dict[int, int]:
 
 
 def assert_error(response: httpx.Response, status: int, *fragments: str) -> str:
-    """Our error shape (README "### Errors"), the status, and what the message must say."""
+    """Our error shape (docs/api.md, "Errors"), the status, and what the message must say."""
     assert response.status_code == status, response.text[:500]
     assert response.headers["content-type"].startswith("application/json"), response.headers
     error = response.json()["error"]
@@ -297,7 +297,7 @@ def test_a_body_the_route_would_misread_is_415(client: httpx.Client, route: str,
 
 @pytest.mark.parametrize("route", JSON_ROUTES)
 def test_unknown_fields_are_ignored_everywhere(client: httpx.Client, route: str) -> None:
-    """README: unknown fields are ignored (pydantic's default, kept on every input model)."""
+    """docs/api.md: unknown fields are ignored (pydantic's default, kept on every input model)."""
     body = wrap(route, NEWS)
     body.update(unknown=1, __proto__={"polluted": True})
     for doc in body.get("documents", []):

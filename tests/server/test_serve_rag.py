@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from pipelines.rag import Document, KnowledgeIndex
+from pipelines.rag.index import Document, KnowledgeIndex
 from tests.server.conftest import Server, StartServer
 
 pytestmark = pytest.mark.server

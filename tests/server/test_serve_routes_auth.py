@@ -1,10 +1,10 @@
 """With auth on, no route answers without a valid token, through a real `bentoml serve`.
 
 The routes are not a hand-kept list: every operation of the live /docs.json, every route of the
-mounted /jobs app (pipelines/jobs_http.py, asked directly in case the document loses one) and
+mounted /jobs app (pipelines/jobs/app.py, asked directly in case the document loses one) and
 BentoML's own pages. Each gets no token, a garbage token, a real token id with a wrong secret and
 a non-Bearer scheme: all must be 401 with our JSON error, never 2xx, never 5xx. Probes and /metrics
-stay open as README "Auth" says, and the token never reaches the server log or /metrics.
+stay open as docs/auth.md says, and the token never reaches the server log or /metrics.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import httpx
 import pytest
 from starlette.routing import Route
 
-from pipelines.asgi import EXEMPT_PATHS
-from pipelines.jobs_http import build_app
+from pipelines.http.middleware import EXEMPT_PATHS
+from pipelines.jobs.app import build_app
 from tests.server.conftest import Server, wait_for
 from tests.texts import NEWS
 
@@ -103,7 +103,7 @@ def test_probes_and_metrics_answer_without_a_token(auth_server: Server) -> None:
         assert httpx.get(f"{auth_server.url}{path}", timeout=30).status_code == 200, path
     healthz = httpx.get(f"{auth_server.url}/healthz", timeout=30)
     assert healthz.status_code != 401 and healthz.status_code < 500
-    # CORS preflight is never refused by auth (README "Auth"); without CORS configured it is 405.
+    # CORS preflight is never refused by auth (docs/auth.md); without CORS configured it is 405.
     preflight = httpx.options(f"{auth_server.url}/summarize", headers={"Origin": "http://a.example", "Access-Control-Request-Method": "POST"}, timeout=30)
     assert preflight.status_code != 401 and preflight.status_code < 500
 

@@ -39,7 +39,7 @@ NDJSON = {"content-type": "application/x-ndjson"}
 def rag_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The real CLI, in its own process, with the test's model store."""
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.rag_cli", *args], cwd=REPO, env=base_env(home), capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "pipelines.rag", *args], cwd=REPO, env=base_env(home), capture_output=True, text=True, timeout=300
     )
 
 

@@ -1,0 +1,220 @@
+"""The job runner: works through the job store, a batch of documents at a time.
+
+One runner per job store (a file lock makes sure of it, whatever the number of workers). It
+resumes the running job first, then takes queued jobs oldest first. `concurrency` batches are in
+flight at once, so preparing one batch overlaps the model's work on another. Summarizing is
+passed in (the same `summarize_documents` flow that `/batch` uses), so this runs without BentoML.
+
+When the job store cannot be written (a full or read-only volume) or is damaged, the runner
+neither stops nor counts attempts against the documents: the batch's summaries are dropped, its
+claims go back to pending, and it tries again after a backoff (one log line per try, no traceback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import IO
+
+from pipelines.batch.core import BatchDocument, BatchResult, InvalidLine
+from pipelines.errors import BadInput, NotReady, StorageError
+from pipelines.jobs.store import Claimed, Job, JobStore, JobStoreCorrupt, RetryPolicy, read_documents
+from pipelines.observe.traces import tracer
+
+log = logging.getLogger("summarizer.jobs")
+SummarizeDocuments = Callable[[list[BatchDocument], str | None], Awaitable[list[BatchResult]]]
+PROGRESS_LOG_S = 30.0
+STORE_BACKOFF_MAX_S = 60.0
+StoreFault = (StorageError, JobStoreCorrupt)  # the volume or the file, not the documents
+
+
+def acquire_runner_lock(root: Path) -> IO[bytes] | None:
+    """The runner lock of a job store, or None if another process runs its jobs. Keep the handle open.
+
+    Opened read-only (flock needs no write access), so an existing lock file works on a read-only
+    volume; a volume where it cannot even be created gets no runner, with a log line, not a crash.
+    """
+    try:
+        fd = os.open(root / "runner.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError as exc:
+        log.error("job runner disabled: cannot open %s: %s", root / "runner.lock", exc.strerror)
+        return None
+    handle = os.fdopen(fd, "rb")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+class JobRunner:
+    def __init__(
+        self,
+        store: JobStore,
+        summarize: SummarizeDocuments,
+        *,
+        batch_documents: int = 32,
+        concurrency: int = 2,
+        policy: RetryPolicy = RetryPolicy(),
+        poll_s: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.summarize = summarize
+        self.batch_documents = batch_documents
+        self.concurrency = concurrency
+        self.policy = policy
+        self.poll_s = poll_s
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """A job was submitted or cancelled: look now, not at the next poll."""
+        self._wakeup.set()
+
+    async def _idle(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout=max(seconds, 0.0))
+        except asyncio.TimeoutError:
+            pass
+        self._wakeup.clear()
+
+    async def run_forever(self) -> None:
+        """Run jobs until cancelled; no error ends the loop."""
+        recover, faults = True, 0
+        while True:
+            job: Job | None = None
+            try:
+                if recover:
+                    # Claims of a runner that died, or of a batch whose results could not be
+                    # stored, go back to pending: no document is lost or left claimed.
+                    recovered = await asyncio.to_thread(self.store.recover)
+                    recover = False
+                    if recovered:
+                        log.info("resuming: %d claimed documents are pending again", recovered)
+                job = await asyncio.to_thread(self.store.next_job)
+                if job is None:
+                    faults = 0
+                    await self._idle(self.poll_s)
+                    continue
+                await self.run_job(job)
+                faults = 0  # reads work on a full volume: only a job run through proves it repaired
+            except StoreFault as err:
+                recover, faults = True, faults + 1
+                delay = min(STORE_BACKOFF_MAX_S, self.poll_s * 2 ** (faults - 1))
+                log.error("job store unavailable: %s; jobs resume by themselves, next try in %.0f s", err.message, delay)
+                await self._idle(delay)
+            except Exception:
+                # A bug: keep the job as it is (its claims are released) and retry later.
+                recover = True
+                log.exception("job %s: runner error; retrying in %.0f s", job.id if job else "-", self.poll_s)
+                await self._idle(self.poll_s)
+
+    async def run_job(self, job: Job) -> None:
+        """Work on one job until it is complete or cancelled."""
+        changed = _input_changed(job)
+        if changed:
+            log.error("job %s failed: %s", job.id, changed)
+            await asyncio.to_thread(self.store.start, job.id)
+            await asyncio.to_thread(self.store.finish, job.id, "failed", changed)
+            return
+        await asyncio.to_thread(self.store.start, job.id)
+        log.info("job %s: running (%d documents)", job.id, job.total)
+        in_flight: set[asyncio.Task[None]] = set()
+        last_log = time.monotonic()
+        try:
+            while await asyncio.to_thread(self.store.job_status, job.id) == "running":
+                if len(in_flight) < self.concurrency:
+                    claimed = await asyncio.to_thread(self.store.claim, job.id, self.batch_documents)
+                    if claimed:
+                        in_flight.add(asyncio.create_task(self._process(job, claimed)))
+                        continue
+                if not in_flight:
+                    due = await asyncio.to_thread(self.store.next_due, job.id)
+                    if due is None:
+                        await asyncio.to_thread(self.store.finish, job.id, "completed")
+                        log.info("job %s: completed", job.id)
+                        return
+                    await self._idle(min(due - time.time(), self.poll_s))
+                    continue
+                done, in_flight = await asyncio.wait(in_flight, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # a runner bug surfaces here, not silently
+                if time.monotonic() - last_log >= PROGRESS_LOG_S:
+                    last_log = time.monotonic()
+                    await self._log_progress(job.id)
+            log.info("job %s: cancelled; finishing %d batches in flight", job.id, len(in_flight))
+        except asyncio.CancelledError:
+            # The server is stopping: abandon the batches in flight (each releases its claims).
+            for task in in_flight:
+                task.cancel()
+            raise
+        finally:
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+
+    async def _log_progress(self, job_id: str) -> None:
+        s = await asyncio.to_thread(self.store.status, job_id)
+        log.info(
+            "job %s: %d done, %d failed of %d (%.1f%%), %.2f docs/s, eta %s s",
+            job_id, s["done"], s["failed"], s["total"], s["percent"], s["rate_docs_per_s"], s["eta_s"],
+        )  # fmt: skip
+
+    async def _process(self, job: Job, claimed: list[Claimed]) -> None:
+        """One batch: read it back from the file, summarize, record. Never leaves a claim behind."""
+        # A trace per batch (jobs have no request): its stage spans and the model's join it.
+        with tracer().start_as_current_span("job.batch", attributes={"summarizer.job_id": job.id, "summarizer.documents": len(claimed)}):
+            await self._summarize_batch(job, claimed)
+
+    async def _summarize_batch(self, job: Job, claimed: list[Claimed]) -> None:
+        recorded = False
+        try:
+            docs = await asyncio.to_thread(_read, job.input_path, claimed)
+            good = [d for d in docs if isinstance(d, BatchDocument)]
+            summaries = iter(await self.summarize(good, job.default_style) if good else [])
+            results = [
+                next(summaries) if isinstance(d, BatchDocument) else BatchResult.failed(c.doc_id, d)
+                for c, d in zip(claimed, docs, strict=True)
+            ]
+            await asyncio.to_thread(self.store.record, job.id, claimed, results, self.policy)
+            recorded = True
+        except StoreFault:
+            raise  # the volume, not the documents: no attempt counted; run_forever backs off
+        except Exception as exc:
+            # Not the documents' fault as far as we know: count an attempt, with backoff.
+            log.error("job %s: batch at line %d failed: %s", job.id, claimed[0].line, type(exc).__name__)
+            results = [BatchResult.failed(c.doc_id, NotReady()) for c in claimed]
+            await asyncio.to_thread(self.store.record, job.id, claimed, results, self.policy)
+            recorded = True
+        finally:
+            if not recorded:  # cancelled mid-batch (shutdown), or a store fault: pending again
+                try:
+                    self.store.release(job.id, claimed)
+                except StoreFault:
+                    pass  # claims stay `running`; run_forever's recover() frees them
+
+
+def _read(path: Path, claimed: list[Claimed]) -> list[BatchDocument | BadInput]:
+    with path.open("rb") as f:
+        docs = read_documents(f, claimed)
+    return [
+        BadInput(f"line {c.line}: the input file changed: expected id {c.doc_id!r} on this line")
+        if isinstance(d, BatchDocument) and d.id != c.doc_id
+        else BadInput(d.message) if isinstance(d, InvalidLine) else d
+        for c, d in zip(claimed, docs, strict=True)
+    ]
+
+
+def _input_changed(job: Job) -> str | None:
+    """Why the job's file can no longer be read by offset, or None if it is as submitted."""
+    try:
+        stat = job.input_path.stat()
+    except OSError as exc:
+        return f"the input file {job.input_path.name} cannot be read: {exc.strerror}"
+    if (stat.st_size, stat.st_mtime_ns) != (job.input_size, job.input_mtime_ns):
+        return f"the input file {job.input_path.name} changed after the job was submitted; submit it again"
+    return None

@@ -1,0 +1,165 @@
+"""`python -m pipelines.rag`: fill and inspect the knowledge index from a folder of documents.
+
+    python -m pipelines.rag index ./docs [--dir DIR] [--rebuild] [--format auto|text|html]
+    python -m pipelines.rag list [--dir DIR]
+    python -m pipelines.rag delete ID... [--dir DIR]
+
+`index` reads every .md, .txt, .html and .htm file under the folder (the document id is its path
+relative to the folder), normalizes and redacts it exactly as the service does, and embeds, in this
+process, only what is new or changed. DIR defaults to SUMMARIZER_RAG_DIR; the encoder is the one in
+the BentoML model store that the service loads (SUMMARIZER_ENCODER_MODEL). Errors print one line to
+stderr and exit with status 2; `delete` exits 1 when some id was not in the index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from models import ModelImportError
+from pipelines.batch.inprocess import input_pipeline, load_encoder
+from pipelines.errors import StorageError, SummarizerError
+from pipelines.rag.index import Document, KnowledgeIndex, KnowledgeIndexError, recorded_encoder
+from pipelines.settings import Settings
+from pipelines.text.normalize import Format
+
+EXIT_ERROR = 2
+FORMATS: dict[str, Format] = {".md": "text", ".txt": "text", ".html": "html", ".htm": "html"}
+
+
+class Encoder(Protocol):
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+# settings -> (the encoder's resolved model-store tag, the encoder); tests pass a local one.
+EncoderFactory = Callable[[Settings], tuple[str, Encoder]]
+
+
+class CliError(Exception):
+    """Printed as one line on stderr; exit status 2."""
+
+
+def _files(folder: Path) -> list[tuple[str, Path]]:
+    if not folder.is_dir():
+        raise CliError(f"{folder} is not a folder; give the folder of documents to index")
+    found = []
+    for path in folder.rglob("*"):
+        doc_id = path.relative_to(folder).as_posix()
+        # Hidden files and folders (.git, .obsidian) are tooling, not documentation.
+        if path.suffix.lower() in FORMATS and path.is_file() and not any(p.startswith(".") for p in doc_id.split("/")):
+            found.append((doc_id, path))
+    if not found:
+        raise CliError(f"no {', '.join(FORMATS)} files under {folder}")
+    return sorted(found)
+
+
+def _index(args: argparse.Namespace, settings: Settings, encoder_factory: EncoderFactory) -> int:
+    started = time.perf_counter()
+    files = _files(args.folder)
+    inputs = input_pipeline(settings)
+    documents, skipped = [], 0
+    for doc_id, path in files:
+        fmt: Format = args.format or FORMATS[path.suffix.lower()]
+        try:
+            prepared = inputs.prepare(path.read_text(encoding="utf-8", errors="replace"), fmt)
+        except SummarizerError as exc:  # empty or too large: skip it, index the rest
+            print(f"skipped {doc_id}: {exc.message}", file=sys.stderr)
+            skipped += 1
+            continue
+        documents.append(Document(doc_id, prepared.text, {"format": prepared.format}))
+    tag, encoder = encoder_factory(settings)
+    index = _open(args.dir, settings, tag, encoder.dim)
+    try:
+        if args.rebuild:
+            index.clear()
+        plan = index.add(documents, encoder.encode, progress=True)
+    finally:
+        index.close()
+    line = (f"indexed {len(plan.documents)} documents ({len(plan.texts)} chunks embedded), "
+            f"{len(plan.unchanged)} unchanged, in {time.perf_counter() - started:.1f} s")  # fmt: skip
+    print(line + (f"; {skipped} skipped" if skipped else ""))
+    return 0
+
+
+def _open(directory: Path, settings: Settings, tag: str, dim: int) -> KnowledgeIndex:
+    return KnowledgeIndex(
+        directory, tag, dim, store=settings.rag_store, qdrant_location=settings.rag_qdrant_location,
+        chunk_words=settings.rag_chunk_words,
+    )  # fmt: skip
+
+
+def _existing(directory: Path, settings: Settings) -> KnowledgeIndex | None:
+    """The index as recorded on disk, whatever encoder built it: listing and deleting embed nothing."""
+    recorded = recorded_encoder(directory)
+    if recorded is None:
+        return None
+    tag, dim, store = recorded
+    return KnowledgeIndex(directory, tag, dim, store=store, qdrant_location=settings.rag_qdrant_location)
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    index = _existing(args.dir, settings)
+    if index is None:
+        print(f"no documents in {args.dir}")
+        return 0
+    try:
+        docs = index.documents()
+        for doc in docs:
+            print(f"{doc.id}\t{doc.chunks} chunks\t{doc.indexed_at}\t{doc.content_hash[:12]}")
+        print(f"{len(docs)} documents, {len(index)} chunks in {args.dir}")
+    finally:
+        index.close()
+    return 0
+
+
+def _delete(args: argparse.Namespace, settings: Settings) -> int:
+    index = _existing(args.dir, settings)
+    deleted: list[str] = []
+    if index is not None:
+        try:
+            deleted = index.delete(args.ids)
+        finally:
+            index.close()
+    for doc_id in deleted:
+        print(f"deleted {doc_id}")
+    missing = [i for i in args.ids if i not in deleted]
+    if missing:
+        print(f"not in the index: {', '.join(missing)}", file=sys.stderr)
+    return 1 if missing else 0
+
+
+def _parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.rag", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True)
+    index = commands.add_parser("index", help="add new and changed documents from a folder")
+    index.add_argument("folder", type=Path, help="folder of .md, .txt, .html and .htm files")
+    index.add_argument("--rebuild", action="store_true", help="remove every indexed document first (e.g. after an encoder change)")
+    index.add_argument("--format", choices=["auto", "text", "html"], help="treat every file as this (default: by extension)")
+    commands.add_parser("list", help="list the indexed documents")
+    delete = commands.add_parser("delete", help="remove documents by id")
+    delete.add_argument("ids", nargs="+", metavar="ID", help="document id: the path relative to the indexed folder")
+    for sub in commands.choices.values():
+        sub.add_argument("--dir", type=Path, default=settings.rag_dir, help="index folder (default: %(default)s)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, encoder_factory: EncoderFactory | None = None, settings: Settings | None = None) -> int:
+    settings = settings or Settings()
+    args = _parser(settings).parse_args(argv)
+    try:
+        if args.command == "index":
+            return _index(args, settings, encoder_factory or load_encoder)
+        if args.command == "list":
+            return _list(args, settings)
+        return _delete(args, settings)
+    except (CliError, KnowledgeIndexError, StorageError, ModelImportError) as exc:
+        print(str(exc), file=sys.stderr)
+    return EXIT_ERROR

@@ -1,0 +1,402 @@
+"""The SQLite job store: ingest, claims, retries with backoff, recovery, control and streams."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+import pipelines.jobs.store as jobs_module
+from pipelines.batch.core import BatchDocument, BatchResult, InvalidLine
+from pipelines.errors import BadInput, Conflict, ModelError, NotFound, NotReady, Overloaded
+from pipelines.jobs.store import Claimed, JobStore, RetryPolicy, read_documents
+
+SECRET = "jane.doe.secret@example.com"
+
+
+class FakeClock:
+    """Stands in for the `time` module inside pipelines.jobs.store, so backoff and rates are exact."""
+
+    strftime = staticmethod(time.strftime)
+    gmtime = staticmethod(time.gmtime)
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(jobs_module, "time", fake)
+    return fake
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> JobStore:
+    return JobStore(tmp_path / "store")
+
+
+def line(doc_id: str, text: str | None = None, **fields: object) -> str:
+    return json.dumps({"id": doc_id, "text": text or f"Text of {doc_id}. More words.", **fields})
+
+
+def write(path: Path, lines: list[str], end: str = "\n") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(end.join(lines).encode() + end.encode())
+    return path
+
+
+def submit(store: JobStore, lines: list[str], style: str | None = None) -> str:
+    job_id, path = store.new_upload_path()
+    write(path, lines)
+    store.create(job_id, path, "upload", style)
+    return job_id
+
+
+def ok(claim: Claimed) -> BatchResult:
+    return BatchResult(id=claim.doc_id, summary=f"summary of {claim.doc_id}", style="news")
+
+
+def rows(store: JobStore, sql: str, *args: object) -> list[tuple[object, ...]]:
+    with closing(sqlite3.connect(store.path)) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def results(store: JobStore, job_id: str) -> list[dict[str, object]]:
+    return [json.loads(r) for r in "".join(store.results(job_id)).splitlines()]
+
+
+# -- ingest ------------------------------------------------------------------------------------
+
+
+def test_ingest_counts_good_lines_and_records_each_invalid_line_with_its_reason(store: JobStore) -> None:
+    lines = [
+        line("a"),  # 1
+        "",  # 2 blank
+        f'{{"id": "b", "text": "{SECRET}"',  # 3 bad JSON
+        f'["{SECRET}"]',  # 4 not an object
+        json.dumps({"id": "m", "body": SECRET}),  # 5 no text
+        line("b"),  # 6
+        "   \t",  # 7 blank
+        line("a", f"again {SECRET}"),  # 8 duplicate of line 1
+        line("c", style="legal"),  # 9
+    ]
+    job_id, path = store.new_upload_path()
+    write(path, lines)
+    job = store.create(job_id, path, "upload", "casual")
+
+    assert (job.id, job.status, job.total, job.invalid, job.default_style) == (job_id, "queued", 3, 4, "casual")
+    assert job.input_size == path.stat().st_size and job.input_path == path
+    invalid = [json.loads(x) for x in "".join(store.invalid_lines(job_id)).splitlines()]
+    assert [x["line"] for x in invalid] == [3, 4, 5, 8]
+    reasons = [x["error"] for x in invalid]
+    assert "not valid JSON" in reasons[0]
+    assert "JSON object" in reasons[1] and "list" in reasons[1]
+    assert "text: Field required" in reasons[2]
+    assert "duplicate id 'a' (first on line 1)" in reasons[3]
+    status = store.status(job_id)
+    assert status["invalid_lines"] == 4 and status["invalid"] == invalid
+    assert SECRET not in json.dumps(invalid) and SECRET not in json.dumps(status)
+
+    # Each document is found again by its offset, the last line included.
+    claimed = store.claim(job_id, 10)
+    assert [(c.doc_id, c.line) for c in claimed] == [("a", 1), ("b", 6), ("c", 9)]
+    with path.open("rb") as f:
+        docs = read_documents(f, claimed)
+    assert docs == [BatchDocument(id="a", text="Text of a. More words."), BatchDocument(id="b", text="Text of b. More words."),
+                    BatchDocument(id="c", text="Text of c. More words.", style="legal")]  # fmt: skip
+
+
+def test_crlf_lines_a_bom_and_a_missing_final_newline_are_fine(store: JobStore, tmp_path: Path) -> None:
+    path = tmp_path / "windows.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + line("first").encode() + b"\r\n\r\n" + line("second").encode())
+    job = store.create("job-crlf", path, "path:windows.jsonl", None)
+    assert (job.total, job.invalid) == (2, 0)
+    with path.open("rb") as f:
+        docs = read_documents(f, store.claim(job.id, 5))
+    assert [d.id for d in docs if isinstance(d, BatchDocument)] == ["first", "second"]
+
+
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_a_line_over_the_cap_is_an_invalid_line_and_the_lines_after_it_still_count(tmp_path: Path, final_newline: bool) -> None:
+    store = JobStore(tmp_path / "store", max_line_bytes=200)
+    long_line = line("long", "word " * 100)
+    at_cap = json.dumps({"id": "at-cap", "text": "x" * (200 - len('{"id": "at-cap", "text": ""}'))})
+    assert len(at_cap) == 200 and len(long_line) > 200
+    path = tmp_path / "big.jsonl"
+    path.write_text("\n".join([line("first"), long_line, at_cap, long_line * 3, line("last")]) + ("\n" if final_newline else ""))
+    job = store.create("job-long", path, "path:big.jsonl", None)
+    assert (job.total, job.invalid) == (3, 2)
+    assert [r[0] for r in rows(store, "SELECT line FROM invalid_lines ORDER BY line")] == [2, 4]
+    assert "longer than 200 bytes" in str(rows(store, "SELECT error FROM invalid_lines ORDER BY line")[0][0])
+    with path.open("rb") as f:
+        docs = read_documents(f, store.claim(job.id, 5))
+    assert [d.id for d in docs if isinstance(d, BatchDocument)] == ["first", "at-cap", "last"]
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n  \n", f'{{"id": "x", "text": "{SECRET}"\nnot json\n[1]\n'.encode()])
+def test_a_file_without_one_valid_document_is_rejected_and_leaves_nothing(store: JobStore, tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(BadInput, match="no valid document") as caught:
+        store.create("job-x", path, "upload", None)
+    assert SECRET not in caught.value.message
+    assert store.all() == []
+    assert rows(store, "SELECT COUNT(*) FROM invalid_lines") == [(0,)] and rows(store, "SELECT COUNT(*) FROM documents") == [(0,)]
+    with pytest.raises(NotFound):
+        store.get("job-x")
+    # The id is free again: nothing half-registered is in the way.
+    write(path, [line("ok")])
+    assert store.create("job-x", path, "upload", None).total == 1
+
+
+def test_invalid_line_messages_are_summarized_when_the_job_is_rejected(store: JobStore, tmp_path: Path) -> None:
+    path = write(tmp_path / "bad.jsonl", ["nope", "[1]", "{}", "{", "5"])
+    with pytest.raises(BadInput) as caught:
+        store.create("job-y", path, "upload", None)
+    message = caught.value.message
+    assert "5 invalid lines" in message and "line 1:" in message and "line 3:" in message and "line 4:" not in message
+
+
+def test_a_deeply_nested_line_is_an_invalid_line_not_a_crash(store: JobStore, tmp_path: Path) -> None:
+    path = write(tmp_path / "deep.jsonl", [line("a"), "[" * 100_000])
+    job = store.create("job-deep", path, "upload", None)
+    assert (job.total, job.invalid) == (1, 1)
+
+
+# -- claims, records, retries ------------------------------------------------------------------
+
+
+def test_claims_come_in_line_order_and_never_twice(store: JobStore) -> None:
+    ids = [f"{chr(ord('z') - i)}-{i}" for i in range(10)]  # not sorted by id
+    job_id = submit(store, [line(i) for i in ids])
+    batches = [store.claim(job_id, 3) for _ in range(4)]
+    assert [[c.doc_id for c in b] for b in batches] == [ids[0:3], ids[3:6], ids[6:9], ids[9:]]
+    assert [c.line for b in batches for c in b] == list(range(1, 11))
+    assert store.claim(job_id, 3) == []
+    assert store.get(job_id).counts == {"running": 10}
+
+
+def test_concurrent_claimers_split_the_documents_without_overlap(store: JobStore) -> None:
+    job_id = submit(store, [line(f"d{i}") for i in range(120)])
+    taken: list[list[str]] = [[] for _ in range(4)]
+
+    def claimer(k: int) -> None:
+        while batch := store.claim(job_id, 7):
+            taken[k] += [c.doc_id for c in batch]
+
+    threads = [threading.Thread(target=claimer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    everything = [d for part in taken for d in part]
+    assert sorted(everything) == sorted(f"d{i}" for i in range(120)) and len(everything) == 120
+
+
+def test_record_stores_success_and_permanent_errors_and_backs_off_transient_ones(store: JobStore, clock: FakeClock) -> None:
+    job_id = submit(store, [line(i) for i in ("ok", "bad", "busy", "down")])
+    claimed = store.claim(job_id, 4)
+    outcomes = [ok(claimed[0]), BatchResult.failed("bad", BadInput("text is empty")),
+                BatchResult.failed("busy", Overloaded("queue full")), BatchResult.failed("down", NotReady())]  # fmt: skip
+    policy = RetryPolicy(max_attempts=3, backoff_s=10.0, backoff_max_s=15.0)
+    store.record(job_id, claimed, outcomes, policy)
+
+    assert store.get(job_id).counts == {"done": 1, "failed": 1, "pending": 2}
+    finished = results(store, job_id)
+    assert [(r["id"], r["line"]) for r in finished] == [("ok", 1), ("bad", 2)]
+    assert finished[0]["summary"] == "summary of ok" and "error" not in finished[0]
+    assert finished[1]["error"] == {"type": "BadInput", "message": "text is empty", "status": 400}
+    # Transient: pending again, due after the policy's delay, not before.
+    assert store.next_due(job_id) == clock.now + policy.delay(1) == clock.now + 10.0
+    assert rows(store, "SELECT doc_id, attempts, status FROM documents WHERE attempts > 0 ORDER BY line") == [
+        ("ok", 1, "done"), ("bad", 1, "failed"), ("busy", 1, "pending"), ("down", 1, "pending")]  # fmt: skip
+    t0 = clock.now
+    clock.now = t0 + 9.99
+    assert store.claim(job_id, 4) == []
+    clock.now = t0 + 10.0
+    again = store.claim(job_id, 4)
+    assert [(c.doc_id, c.attempts) for c in again] == [("busy", 1), ("down", 1)]
+
+    # Second transient failure: the delay doubles, capped at backoff_max_s.
+    store.record(job_id, again, [BatchResult.failed(c.doc_id, Overloaded("still full")) for c in again], policy)
+    assert store.next_due(job_id) == clock.now + 15.0 == clock.now + policy.delay(2)
+    clock.now += 15.0
+    last = store.claim(job_id, 4)
+    # Third: max_attempts reached, the transient error is the result.
+    store.record(job_id, last, [BatchResult.failed("busy", Overloaded("gave up")), ok(last[1])], policy)
+    assert store.get(job_id).counts == {"done": 2, "failed": 2}
+    assert store.next_due(job_id) is None
+    by_id = {r["id"]: r for r in results(store, job_id)}
+    assert by_id["busy"]["error"] == {"type": "Overloaded", "message": "gave up", "status": 429} and by_id["busy"]["line"] == 3
+    assert by_id["down"]["summary"] == "summary of down"
+    assert rows(store, "SELECT attempts FROM documents WHERE doc_id = 'busy'") == [(3,)]
+
+
+def test_retry_policy_delay_doubles_and_is_capped() -> None:
+    policy = RetryPolicy(max_attempts=9, backoff_s=2.0, backoff_max_s=20.0)
+    assert [policy.delay(n) for n in range(0, 6)] == [2.0, 2.0, 4.0, 8.0, 16.0, 20.0]
+
+
+def test_recover_puts_running_back_and_a_stale_record_never_doubles_a_result(store: JobStore) -> None:
+    job_id = submit(store, [line(f"d{i}") for i in range(6)])
+    dead_runner = store.claim(job_id, 3)
+    assert store.recover() == 3
+    assert store.get(job_id).counts == {"pending": 6}
+    new_runner = store.claim(job_id, 10)
+    assert [c.doc_id for c in new_runner] == [f"d{i}" for i in range(6)]
+    store.record(job_id, new_runner, [ok(c) for c in new_runner], RetryPolicy())
+    # The runner that was thought dead reports late: its results must not replace or add lines.
+    store.record(job_id, dead_runner, [BatchResult.failed(c.doc_id, ModelError()) for c in dead_runner], RetryPolicy())
+    finished = results(store, job_id)
+    assert [r["id"] for r in finished] == [f"d{i}" for i in range(6)]
+    assert all("error" not in r for r in finished)
+    assert store.recover() == 0
+
+
+def test_results_stream_in_line_order_with_one_line_per_document(store: JobStore) -> None:
+    ids = [f"doc-{i:03d}" for i in range(700)]  # more than one cursor page
+    job_id = submit(store, [line(i) for i in reversed(ids)])
+    claimed = store.claim(job_id, 1000)
+    # Recorded in scattered batches, out of order.
+    for part in (claimed[500:], claimed[:100], claimed[300:500], claimed[100:300]):
+        store.record(job_id, part[::-1], [ok(c) for c in part[::-1]], RetryPolicy())
+    finished = results(store, job_id)
+    assert [r["id"] for r in finished] == list(reversed(ids))
+    assert [r["line"] for r in finished] == list(range(1, 701))
+
+
+def test_release_returns_claims_unprocessed(store: JobStore) -> None:
+    job_id = submit(store, [line(f"d{i}") for i in range(4)])
+    claimed = store.claim(job_id, 2)
+    store.release(job_id, claimed)
+    assert store.get(job_id).counts == {"pending": 4}
+    assert [c.doc_id for c in store.claim(job_id, 4)] == ["d0", "d1", "d2", "d3"]
+    assert rows(store, "SELECT MAX(attempts) FROM documents") == [(0,)]
+
+
+def test_read_documents_reports_a_line_that_no_longer_parses(store: JobStore) -> None:
+    job_id = submit(store, [line("a"), line("b")])
+    path = store.get(job_id).input_path
+    claimed = store.claim(job_id, 2)
+    data = path.read_bytes()
+    path.write_bytes(data[: claimed[1].offset] + b"#" * (len(data) - claimed[1].offset))
+    with path.open("rb") as f:
+        docs = read_documents(f, claimed)
+    assert isinstance(docs[0], BatchDocument) and isinstance(docs[1], InvalidLine) and docs[1].line == 2
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+def test_status_counts_percent_rate_and_eta(store: JobStore, clock: FakeClock) -> None:
+    job_id = submit(store, [line(f"d{i}") for i in range(8)], style="legal")
+    queued = store.status(job_id)
+    assert (queued["status"], queued["total"], queued["done"], queued["failed"], queued["pending"]) == ("queued", 8, 0, 0, 8)
+    assert (queued["percent"], queued["rate_docs_per_s"], queued["eta_s"]) == (0.0, 0.0, None)
+    assert queued["default_style"] == "legal" and queued["results"] == f"/jobs/{job_id}/results"
+    assert queued["created_at"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock.now)) and queued["started_at"] is None
+
+    store.start(job_id)
+    started = store.status(job_id)
+    assert started["status"] == "running" and started["rate_docs_per_s"] == 0.0 and started["eta_s"] is None
+
+    clock.now += 10
+    claimed = store.claim(job_id, 3)
+    store.record(job_id, claimed, [ok(claimed[0]), ok(claimed[1]), BatchResult.failed("d2", BadInput("empty"))], RetryPolicy())
+    clock.now += 10
+    s = store.status(job_id)
+    assert (s["done"], s["failed"], s["pending"], s["percent"]) == (2, 1, 5, 37.5)
+    assert s["rate_docs_per_s"] == 0.15  # 3 documents in the 20 s since the run started
+    assert s["eta_s"] == round(5 / 0.15, 1)
+
+    clock.now += 120  # nothing finished in the last minute
+    idle = store.status(job_id)
+    assert idle["rate_docs_per_s"] == 0.0 and idle["eta_s"] is None
+
+    rest = store.claim(job_id, 10)
+    store.record(job_id, rest, [ok(c) for c in rest], RetryPolicy())
+    store.finish(job_id, "completed")
+    done = store.status(job_id)
+    assert (done["status"], done["done"], done["pending"], done["percent"], done["eta_s"]) == ("completed", 7, 0, 100.0, None)
+    assert done["finished_at"] is not None and done["error"] is None
+
+
+def test_next_job_resumes_a_running_job_before_older_queued_ones(store: JobStore) -> None:
+    first = submit(store, [line("a")])
+    second = submit(store, [line("b")])
+    next_job = store.next_job()
+    assert next_job is not None and next_job.id == first
+    store.start(second)
+    resumed = store.next_job()
+    assert resumed is not None and resumed.id == second
+    assert [j.id for j in store.all()] == [second, first]
+
+
+# -- control -----------------------------------------------------------------------------------
+
+
+def test_cancel_queued_or_running_keeps_results_and_refuses_finished_jobs(store: JobStore) -> None:
+    queued = submit(store, [line("a")])
+    assert store.cancel(queued).status == "cancelled"
+    with pytest.raises(Conflict, match="already cancelled"):
+        store.cancel(queued)
+
+    running = submit(store, [line("a"), line("b")])
+    store.start(running)
+    claimed = store.claim(running, 1)
+    store.record(running, claimed, [ok(claimed[0])], RetryPolicy())
+    cancelled = store.cancel(running)
+    assert cancelled.status == "cancelled" and cancelled.finished_at is not None
+    assert cancelled.counts == {"done": 1, "pending": 1}
+    assert [r["id"] for r in results(store, running)] == ["a"]
+    store.finish(running, "completed")  # a runner finishing late does not undo the cancel
+    assert store.job_status(running) == "cancelled"
+
+    completed = submit(store, [line("a")])
+    store.start(completed)
+    store.finish(completed, "completed")
+    with pytest.raises(Conflict, match="already completed"):
+        store.cancel(completed)
+
+
+def test_delete_refuses_unfinished_jobs_then_removes_rows_and_the_upload(store: JobStore) -> None:
+    job_id = submit(store, [line("a"), "junk", line("b")])
+    upload = store.get(job_id).input_path
+    assert upload.parent == store.inputs and upload.exists()
+    with pytest.raises(Conflict, match="cancel it before deleting"):
+        store.delete(job_id)
+    store.start(job_id)
+    with pytest.raises(Conflict):
+        store.delete(job_id)
+    store.cancel(job_id)
+    store.delete(job_id)
+    assert not upload.exists()
+    for table, key in (("documents", "job_id"), ("invalid_lines", "job_id"), ("jobs", "id")):
+        assert rows(store, f"SELECT COUNT(*) FROM {table} WHERE {key} = ?", job_id) == [(0,)]
+    with pytest.raises(NotFound):
+        store.get(job_id)
+
+
+def test_delete_keeps_a_file_that_was_submitted_by_path(store: JobStore, tmp_path: Path) -> None:
+    path = write(tmp_path / "data" / "corpus.jsonl", [line("a")])
+    job = store.create("job-path", path, "path:corpus.jsonl", None)
+    store.cancel(job.id)
+    store.delete(job.id)
+    assert path.exists() and store.all() == []
+
+
+def test_unknown_jobs_are_not_found(store: JobStore) -> None:
+    submit(store, [line("a")])
+    for call in (store.get, store.status, store.job_status, store.cancel, store.delete,
+                 lambda j: list(store.results(j)), lambda j: list(store.invalid_lines(j))):  # fmt: skip
+        with pytest.raises(NotFound, match="job-nope"):
+            call("job-nope")

@@ -12,6 +12,8 @@ PYTEST_ARGS ?=
 BENTOFILE ?= bentofile.yaml
 # No telemetry calls: BentoML otherwise posts usage analytics on model saves and serve.
 export BENTOML_DO_NOT_TRACK := True
+# Material for MkDocs prints a banner about MkDocs 2 on every build; it is not a build warning.
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: venv models serve dev bento docs docs-serve test typecheck clean
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.pipelines.test_batch_cli import read_results, short_docs, write_jsonl
+from tests.pipelines.batch.test_cli import read_results, short_docs, write_jsonl
 from tests.server.conftest import REPO, Server, StartServer, base_env
 from tests.texts import LEGAL, NEWS
 

@@ -14,6 +14,7 @@ fails on any other):
     text      what happens to text before a model: normalize, redact, NER, sentences, chunks
     observe   metrics, traces, logs, the per-request log record
     http      ASGI plumbing that knows nothing of summaries: limits, the model-service gateway, drain
+    postgres  the state replicas share: the database URL and its faults, the versioned schema
 
 Nothing here imports BentoML's server machinery or `service.py`; `service.py` wires these
 pieces to HTTP.

@@ -1,0 +1,3 @@
+"""Fixtures every tier may use."""
+
+pytest_plugins = ["tests.fixtures.postgres"]

@@ -10,6 +10,8 @@ naming both revisions) rather than used with a schema the code cannot read.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -40,29 +42,30 @@ def head() -> str:
 def migrate(url: str) -> str:
     """Bring the database to this code's head revision; returns it. Raises DatabaseUnavailable
     when PostgreSQL does not answer and SchemaTooNew when the database is ahead of the code."""
-    engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
+    with _connect(url) as connection:
+        connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
+        connection.commit()
+        try:
+            return _upgrade(connection)
+        finally:
+            connection.rollback()  # a failed revision leaves the transaction aborted
+            connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
             connection.commit()
-            try:
-                return _upgrade(connection)
-            finally:
-                connection.rollback()  # a failed revision leaves the transaction aborted
-                connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
-                connection.commit()
-    except sa.exc.OperationalError as exc:
-        raise unavailable(url, exc.orig or exc) from None
-    finally:
-        engine.dispose()
 
 
 def current(url: str) -> str | None:
     """The database's revision, or None before the first migration."""
+    with _connect(url) as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+@contextmanager
+def _connect(url: str) -> Iterator[sa.Connection]:
+    """One unpooled connection; PostgreSQL not answering becomes DatabaseUnavailable (503)."""
     engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            yield connection
     except sa.exc.OperationalError as exc:
         raise unavailable(url, exc.orig or exc) from None
     finally:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     rag_top_k: int = Field(5, gt=0, le=50)
     rag_max_documents_per_request: int = Field(64, gt=0)
 
+    # Shared state (docs/scaling.md): set, the job store and the knowledge index live in
+    # PostgreSQL, shared by every replica; unset, in SQLite and FAISS files on this replica's disk.
+    database_url: SecretStr | None = None
+    database_pool_size: int = Field(10, gt=0)
+    # How long a call waits for a connection before answering 503 (PostgreSQL down or pool busy).
+    database_timeout_s: float = Field(5.0, gt=0)
+
     # Batch route and durable jobs
     batch_max_documents: int = Field(64, gt=0)
     batch_max_body_bytes: int = Field(16_777_216, gt=0)
@@ -77,6 +84,9 @@ class Settings(BaseSettings):
     jobs_max_attempts: int = Field(5, gt=0)
     jobs_retry_backoff_s: float = Field(2.0, gt=0)
     jobs_retry_backoff_max_s: float = Field(120.0, gt=0)
+    # PostgreSQL backend: a replica's claim on a document lasts this long unless renewed (every
+    # third of it); a replica that dies holds its documents at most this long.
+    jobs_lease_s: float = Field(60.0, ge=3)
 
     # Auth: bearer tokens (pipelines/auth/store.py); off only when neither source is set
     auth_tokens_file: Path | None = None

@@ -26,6 +26,7 @@ with bentoml.importing():
     from models.refs import resolve
     from pipelines.api.openapi import docs_route
     from pipelines.api.responses import Citation, RagResponse, SummaryResponse, Timing
+    from pipelines.api.state import open_database, open_job_store
     from pipelines.auth.middleware import TokenAuth
     from pipelines.auth.store import TokenStore, check_auth
     from pipelines.batch.core import BatchDocument, BatchResult, DocumentPreparer, check_batch, summarize_documents, unavailable
@@ -39,7 +40,7 @@ with bentoml.importing():
     from pipelines.http.middleware import BodySizeLimit, ConcurrencyLimit, ErrorShape, MediaTypeCheck
     from pipelines.jobs.app import JobsBackend, build_app
     from pipelines.jobs.runner import JobRunner, acquire_runner_lock
-    from pipelines.jobs.store import JobStore, RetryPolicy
+    from pipelines.jobs.records import RetryPolicy
     from pipelines.observe.log_format import configure_logging
     from pipelines.observe.request_log import RequestLog
     from pipelines.observe.stages import observe_document, stage
@@ -212,22 +213,27 @@ class Summarizer:
         self._index: KnowledgeIndex | None = None
         self._index_lock = asyncio.Lock()
         self.preparer = DocumentPreparer(self.inputs, self.styles)
-        store = JobStore(settings.jobs_dir, max_line_bytes=settings.jobs_max_line_bytes)
+        self.database = open_database(settings)  # None: SQLite and FAISS files on this replica's disk
+        store = open_job_store(settings, self.database)
         policy = RetryPolicy(settings.jobs_max_attempts, settings.jobs_retry_backoff_s, settings.jobs_retry_backoff_max_s)
         self.runner = JobRunner(
             store, self._summarize_documents, batch_documents=settings.jobs_batch_documents,
-            concurrency=settings.jobs_concurrency, policy=policy,
+            concurrency=settings.jobs_concurrency, policy=policy, renew_s=settings.jobs_lease_s / 3,
         )  # fmt: skip
-        self.jobs = JobsBackend(store, self.styles, settings.jobs_data_dir, settings.jobs_max_upload_bytes, self.runner.wake)
+        self.jobs = JobsBackend(
+            store, self.styles, settings.jobs_data_dir, settings.jobs_max_upload_bytes, self.runner.wake, settings.retry_after_s
+        )
         self._runner_task: asyncio.Task[None] | None = None
         self._runner_lock: IO[bytes] | None = None  # held open for the worker's life
         self.model_health = ModelHealth(self._model_ready)
 
     @bentoml.on_startup
     async def start_jobs(self) -> None:
-        """Resume unfinished jobs; only the worker holding the store's lock runs them."""
-        self._runner_lock = acquire_runner_lock(settings.jobs_dir)
-        if self._runner_lock is not None:
+        """Resume unfinished jobs. SQLite: only the worker holding the store's lock runs them;
+        PostgreSQL: every worker of every replica does, on leases."""
+        if self.database is None:
+            self._runner_lock = acquire_runner_lock(settings.jobs_dir)
+        if self.database is not None or self._runner_lock is not None:
             self._runner_task = asyncio.create_task(self.runner.run_forever())
 
     @bentoml.on_shutdown

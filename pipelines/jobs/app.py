@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pipelines.errors import BadInput, InputTooLarge, SummarizerError, storage_error
-from pipelines.jobs.store import JobStore
+from pipelines.errors import BadInput, InputTooLarge, NotReady, SummarizerError, storage_error
+from pipelines.jobs.records import JobStorage
 from pipelines.styles import STYLE_HEADER, StyleRegistry
 
 log = logging.getLogger("summarizer.jobs")
@@ -39,11 +39,12 @@ JSON_BODY_LIMIT = 65_536  # a {"path": ...} submission is tiny
 class JobsBackend:
     """What the routes need from the service that mounts them."""
 
-    store: JobStore
+    store: JobStorage
     styles: StyleRegistry
     data_dir: Path | None  # where {"path": ...} submissions may point; None disables them
     max_upload_bytes: int
     wake: Callable[[], None]  # tell the runner a job arrived or was cancelled
+    retry_after_s: int = 2  # sent with a 503 (the database is down): when to try again
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -53,11 +54,14 @@ def _json_errors(handler: Callable[[Request, JobsBackend], Awaitable[Response]],
     """Every error becomes the same JSON body the BentoML routes give."""
 
     async def endpoint(request: Request) -> Response:
+        backend = get()
         try:
-            return await handler(request, get())
+            return await handler(request, backend)
         except SummarizerError as err:
             # A refused upload stops being read: close, or the server reads the rest to keep alive.
-            headers = {"Connection": "close"} if isinstance(err, InputTooLarge) else None
+            headers = {"Connection": "close"} if isinstance(err, InputTooLarge) else {}
+            if isinstance(err, NotReady):
+                headers["Retry-After"] = str(backend.retry_after_s)
             return JSONResponse(err.to_payload(), status_code=err.status_code, headers=headers)
         except Exception as exc:
             log.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)

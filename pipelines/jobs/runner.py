@@ -1,7 +1,9 @@
 """The job runner: works through the job store, a batch of documents at a time.
 
-One runner per job store (a file lock makes sure of it, whatever the number of workers). It
-resumes the running job first, then takes queued jobs oldest first. `concurrency` batches are in
+On SQLite, one runner per job store (a file lock makes sure of it, whatever the number of
+workers); on PostgreSQL, one per worker of every replica, all on the same jobs: each claims
+documents under a lease it renews while it works on them, and a claim of a runner that died
+expires. It resumes the running job first, then takes queued jobs oldest first. `concurrency` batches are in
 flight at once, so preparing one batch overlaps the model's work on another. Summarizing is
 passed in (the same `summarize_documents` flow that `/batch` uses), so this runs without BentoML.
 
@@ -21,16 +23,19 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO
 
-from pipelines.batch.core import BatchDocument, BatchResult, InvalidLine
-from pipelines.errors import BadInput, NotReady, StorageError
-from pipelines.jobs.store import Claimed, Job, JobStore, JobStoreCorrupt, RetryPolicy, read_documents
+from pipelines.batch.core import BatchDocument, BatchResult
+from pipelines.errors import NotReady, StorageError
+from pipelines.jobs.database import JobStoreCorrupt
+from pipelines.jobs.records import Claimed, Job, JobStorage, RetryPolicy
 from pipelines.observe.traces import tracer
+from pipelines.postgres.connection import DatabaseUnavailable
 
 log = logging.getLogger("summarizer.jobs")
 SummarizeDocuments = Callable[[list[BatchDocument], str | None], Awaitable[list[BatchResult]]]
 PROGRESS_LOG_S = 30.0
 STORE_BACKOFF_MAX_S = 60.0
-StoreFault = (StorageError, JobStoreCorrupt)  # the volume or the file, not the documents
+# The volume, the file or the database, not the documents.
+StoreFault = (StorageError, JobStoreCorrupt, DatabaseUnavailable)
 
 
 def acquire_runner_lock(root: Path) -> IO[bytes] | None:
@@ -56,13 +61,14 @@ def acquire_runner_lock(root: Path) -> IO[bytes] | None:
 class JobRunner:
     def __init__(
         self,
-        store: JobStore,
+        store: JobStorage,
         summarize: SummarizeDocuments,
         *,
         batch_documents: int = 32,
         concurrency: int = 2,
         policy: RetryPolicy = RetryPolicy(),
         poll_s: float = 2.0,
+        renew_s: float = 20.0,
     ) -> None:
         self.store = store
         self.summarize = summarize
@@ -70,6 +76,7 @@ class JobRunner:
         self.concurrency = concurrency
         self.policy = policy
         self.poll_s = poll_s
+        self.renew_s = renew_s  # a third of the lease: two renewals may fail before a claim expires
         self._wakeup = asyncio.Event()
 
     def wake(self) -> None:
@@ -116,7 +123,7 @@ class JobRunner:
 
     async def run_job(self, job: Job) -> None:
         """Work on one job until it is complete or cancelled."""
-        changed = _input_changed(job)
+        changed = await asyncio.to_thread(self.store.input_problem, job)
         if changed:
             log.error("job %s failed: %s", job.id, changed)
             await asyncio.to_thread(self.store.start, job.id)
@@ -125,7 +132,7 @@ class JobRunner:
         await asyncio.to_thread(self.store.start, job.id)
         log.info("job %s: running (%d documents)", job.id, job.total)
         in_flight: set[asyncio.Task[None]] = set()
-        last_log = time.monotonic()
+        last_log = last_renew = time.monotonic()
         try:
             while await asyncio.to_thread(self.store.job_status, job.id) == "running":
                 if len(in_flight) < self.concurrency:
@@ -144,6 +151,9 @@ class JobRunner:
                 done, in_flight = await asyncio.wait(in_flight, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     task.result()  # a runner bug surfaces here, not silently
+                if in_flight and time.monotonic() - last_renew >= self.renew_s:
+                    last_renew = time.monotonic()
+                    await asyncio.to_thread(self.store.renew, job.id)
                 if time.monotonic() - last_log >= PROGRESS_LOG_S:
                     last_log = time.monotonic()
                     await self._log_progress(job.id)
@@ -173,7 +183,7 @@ class JobRunner:
     async def _summarize_batch(self, job: Job, claimed: list[Claimed]) -> None:
         recorded = False
         try:
-            docs = await asyncio.to_thread(_read, job.input_path, claimed)
+            docs = await asyncio.to_thread(self.store.read, job, claimed)
             good = [d for d in docs if isinstance(d, BatchDocument)]
             summaries = iter(await self.summarize(good, job.default_style) if good else [])
             results = [
@@ -197,24 +207,3 @@ class JobRunner:
                 except StoreFault:
                     pass  # claims stay `running`; run_forever's recover() frees them
 
-
-def _read(path: Path, claimed: list[Claimed]) -> list[BatchDocument | BadInput]:
-    with path.open("rb") as f:
-        docs = read_documents(f, claimed)
-    return [
-        BadInput(f"line {c.line}: the input file changed: expected id {c.doc_id!r} on this line")
-        if isinstance(d, BatchDocument) and d.id != c.doc_id
-        else BadInput(d.message) if isinstance(d, InvalidLine) else d
-        for c, d in zip(claimed, docs, strict=True)
-    ]
-
-
-def _input_changed(job: Job) -> str | None:
-    """Why the job's file can no longer be read by offset, or None if it is as submitted."""
-    try:
-        stat = job.input_path.stat()
-    except OSError as exc:
-        return f"the input file {job.input_path.name} cannot be read: {exc.strerror}"
-    if (stat.st_size, stat.st_mtime_ns) != (job.input_size, job.input_mtime_ns):
-        return f"the input file {job.input_path.name} changed after the job was submitted; submit it again"
-    return None

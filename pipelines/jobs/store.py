@@ -1,4 +1,7 @@
-"""Durable batch jobs: the job store, in SQLite on the service's volume.
+"""Durable batch jobs on one replica: the job store, in SQLite on the service's volume.
+
+(With SUMMARIZER_DATABASE_URL set, `pipelines.jobs.postgres` keeps the same state in PostgreSQL
+for many replicas; both give `pipelines.jobs.records.JobStorage`.)
 
 A job is a JSONL file (uploaded, or already under the data directory) plus one row per document:
 its line, its byte offset in the file, its state and, once finished, its result line. Texts stay
@@ -26,20 +29,29 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import suppress
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any
 
-from pipelines.batch.core import BatchDocument, BatchResult, InvalidLine, parse_line
+from pipelines.batch.core import BatchDocument, BatchResult, InvalidLine
 from pipelines.errors import BadInput, Conflict, NotFound, StorageError
 from pipelines.jobs.database import JobDatabase, JobStoreCorrupt
+from pipelines.jobs.records import (
+    SHOWN_INVALID_LINES,
+    Claimed,
+    Job,
+    JobStatus,
+    RetryPolicy,
+    duplicate,
+    nothing_valid,
+    parse_claimed,
+    rate_window,
+    status_payload,
+    validated_lines,
+)
 from pipelines.observe.metrics import JOB_DOCUMENTS, JOBS
 
-JobStatus = Literal["queued", "running", "completed", "cancelled", "failed"]
-UNFINISHED: tuple[JobStatus, ...] = ("queued", "running")
-RATE_WINDOW_S = 60.0
-SHOWN_INVALID_LINES = 20
-__all__ = ["JobStoreCorrupt"]  # re-exported: callers import job things from here
+# Re-exported: callers import job things from here.
+__all__ = ["Claimed", "Job", "JobStatus", "JobStore", "JobStoreCorrupt", "RetryPolicy"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -84,56 +96,6 @@ CREATE TABLE IF NOT EXISTS invalid_lines (
 """
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """A document handed to the runner: where to read it, and how often it was tried."""
-
-    doc_id: str
-    line: int
-    offset: int
-    length: int
-    attempts: int
-
-
-@dataclass
-class Job:
-    id: str
-    status: JobStatus
-    source: str
-    input_path: Path
-    input_size: int
-    input_mtime_ns: int
-    default_style: str | None
-    total: int
-    invalid: int
-    created_at: float
-    started_at: float | None
-    run_started_at: float | None
-    finished_at: float | None
-    error: str | None
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def finished(self) -> bool:
-        return self.status not in UNFINISHED
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Transient errors are retried with exponential backoff; after `max_attempts` the error is the result."""
-
-    max_attempts: int = 5
-    backoff_s: float = 2.0
-    backoff_max_s: float = 120.0
-
-    def delay(self, attempts: int) -> float:
-        return float(min(self.backoff_max_s, self.backoff_s * 2 ** max(attempts - 1, 0)))
-
-
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
 class JobStore:
     """All job state. Methods are synchronous and short; async callers run them in a thread.
 
@@ -176,18 +138,12 @@ class JobStore:
         first_problems: list[str] = []
         with self._transaction() as db, input_path.open("rb") as f:
             seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
-            for line, offset, raw in _lines(f, self.max_line_bytes):
-                if raw is not None and not raw.strip():
-                    continue
-                try:
-                    if raw is None:
-                        raise InvalidLine(line, f"longer than {self.max_line_bytes} bytes (SUMMARIZER_JOBS_MAX_LINE_BYTES)")
-                    doc = parse_line(raw, line)
-                except InvalidLine as err:
-                    db.execute("INSERT INTO invalid_lines VALUES (?, ?, ?)", (job_id, line, err.reason))
+            for line, offset, raw, doc in validated_lines(f, self.max_line_bytes):
+                if isinstance(doc, InvalidLine):
+                    db.execute("INSERT INTO invalid_lines VALUES (?, ?, ?)", (job_id, line, doc.reason))
                     invalid += 1
                     if len(first_problems) < 3:
-                        first_problems.append(err.message)
+                        first_problems.append(doc.message)
                     continue
                 inserted = db.execute(
                     "INSERT OR IGNORE INTO documents (job_id, doc_id, line, offset, length) VALUES (?, ?, ?, ?, ?)",
@@ -199,12 +155,10 @@ class JobStore:
                 first = db.execute(
                     "SELECT line FROM documents WHERE job_id = ? AND doc_id = ?", (job_id, doc.id)
                 ).fetchone()[0]
-                reason = f"duplicate id {doc.id!r} (first on line {first}); ids must be unique in a job"
-                db.execute("INSERT INTO invalid_lines VALUES (?, ?, ?)", (job_id, line, reason))
+                db.execute("INSERT INTO invalid_lines VALUES (?, ?, ?)", (job_id, line, duplicate(doc.id, first)))
                 invalid += 1
             if total == 0:
-                shown = "; ".join(first_problems) or "the file is empty"
-                raise BadInput(f"the job holds no valid document ({invalid} invalid lines: {shown})")
+                raise nothing_valid(invalid, first_problems)
             db.execute(
                 "INSERT INTO jobs (id, seq, status, source, input_path, input_size, input_mtime_ns, default_style,"
                 " total, invalid, created_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -249,42 +203,19 @@ class JobStore:
     def status(self, job_id: str) -> dict[str, Any]:
         """What a client polls: progress, rate over the last minute, ETA, the first invalid lines."""
         job = self.get(job_id)
-        done, failed = job.counts.get("done", 0), job.counts.get("failed", 0)
-        remaining = job.total - done - failed
         now = time.time()
-        rate = 0.0
-        if job.status == "running" and job.run_started_at is not None:
-            window = min(RATE_WINDOW_S, max(now - job.run_started_at, 1e-3))
-            with self._connect(read_only=True) as db:
+        window = rate_window(job, now)
+        with self._connect(read_only=True) as db:
+            recent = 0
+            if window is not None:
                 recent = db.execute(
                     "SELECT COUNT(*) FROM documents WHERE job_id = ? AND finished_at >= ?", (job_id, now - window)
                 ).fetchone()[0]
-            rate = recent / window
-        with self._connect(read_only=True) as db:
             shown = db.execute(
                 "SELECT line, error FROM invalid_lines WHERE job_id = ? ORDER BY line LIMIT ?",
                 (job_id, SHOWN_INVALID_LINES),
             ).fetchall()
-        return {
-            "id": job.id,
-            "status": job.status,
-            "source": job.source,
-            "default_style": job.default_style,
-            "total": job.total,
-            "done": done,
-            "failed": failed,
-            "pending": remaining,
-            "percent": round(100.0 * (done + failed) / job.total, 2),
-            "rate_docs_per_s": round(rate, 3),
-            "eta_s": round(remaining / rate, 1) if rate > 0 and remaining else None,
-            "invalid_lines": job.invalid,
-            "invalid": [{"line": line, "error": error} for line, error in shown],
-            "created_at": _iso(job.created_at),
-            "started_at": _iso(job.started_at),
-            "finished_at": _iso(job.finished_at),
-            "error": job.error,
-            "results": f"/jobs/{job.id}/results",
-        }
+        return status_payload(job, recent / window if window else 0.0, shown)
 
     def results(self, job_id: str) -> Iterator[str]:
         """Finished documents' result lines, in input order, streamed from a cursor in chunks."""
@@ -328,7 +259,7 @@ class JobStore:
         with self._transaction() as db:
             for table, key in (("documents", "job_id"), ("invalid_lines", "job_id"), ("jobs", "id")):
                 db.execute(f"DELETE FROM {table} WHERE {key} = ?", (job_id,))
-        if job.input_path.parent == self.inputs:
+        if job.input_path is not None and job.input_path.parent == self.inputs:
             job.input_path.unlink(missing_ok=True)
 
     # -- the runner's side ------------------------------------------------------------------
@@ -345,6 +276,30 @@ class JobStore:
                 "SELECT id FROM jobs WHERE status IN ('running', 'queued') ORDER BY status = 'queued', seq LIMIT 1"
             ).fetchone()
         return None if row is None else self.get(row[0])
+
+    def input_problem(self, job: Job) -> str | None:
+        """Why the job's file can no longer be read by offset, or None if it is as submitted."""
+        assert job.input_path is not None
+        try:
+            stat = job.input_path.stat()
+        except OSError as exc:
+            return f"the input file {job.input_path.name} cannot be read: {exc.strerror}"
+        if (stat.st_size, stat.st_mtime_ns) != (job.input_size, job.input_mtime_ns):
+            return f"the input file {job.input_path.name} changed after the job was submitted; submit it again"
+        return None
+
+    def read(self, job: Job, claimed: list[Claimed]) -> list[BatchDocument | BadInput]:
+        """The claimed documents, read back from the job's file by offset."""
+        assert job.input_path is not None
+        raws: list[bytes] = []
+        with job.input_path.open("rb") as f:
+            for claim in claimed:
+                f.seek(claim.offset)
+                raws.append(f.read(claim.length))
+        return parse_claimed(claimed, raws)
+
+    def renew(self, job_id: str) -> None:
+        """Claims here last as long as the one runner (recover() frees them at start-up): nothing to renew."""
 
     def start(self, job_id: str) -> None:
         now = time.time()
@@ -416,31 +371,3 @@ class JobStore:
                 [(job_id, c.doc_id) for c in claimed],
             )
 
-
-def _lines(f: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, int, bytes | None]]:
-    """(1-based line number, byte offset, raw line) for every line of a file, streamed; the raw
-    line is None where it is longer than `max_line_bytes`, which is then skipped unread: a file
-    submitted by path is not bounded by the upload's line guard, and one line is one document."""
-    offset = 0
-    number = 0
-    while raw := f.readline(max_line_bytes + 1):
-        number += 1
-        start, offset = offset, offset + len(raw)
-        if raw.endswith(b"\n") or len(raw) <= max_line_bytes:
-            yield number, start, raw
-            continue
-        while not raw.endswith(b"\n") and (raw := f.readline(1 << 20)):
-            offset += len(raw)
-        yield number, start, None
-
-
-def read_documents(f: BinaryIO, claimed: list[Claimed]) -> list[BatchDocument | InvalidLine]:
-    """The claimed documents, read back from the job's file by offset."""
-    docs: list[BatchDocument | InvalidLine] = []
-    for claim in claimed:
-        f.seek(claim.offset)
-        try:
-            docs.append(parse_line(f.read(claim.length), claim.line))
-        except InvalidLine as err:
-            docs.append(err)
-    return docs

@@ -22,6 +22,7 @@ import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -66,7 +67,7 @@ class Database:
             return self._revision
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    def connection(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
         """A pooled connection in a transaction, committed when the block ends without error."""
         if self._revision is None:
             self.migrate()

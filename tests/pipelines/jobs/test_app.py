@@ -36,6 +36,7 @@ class Env:
 
     @property
     def store(self) -> JobStore:
+        assert isinstance(self.backend.store, JobStore)  # these tests read its upload files
         return self.backend.store
 
     def uploads(self) -> list[str]:
@@ -90,7 +91,7 @@ async def test_upload_creates_a_job_and_wakes_the_runner(env: Env) -> None:
     assert body["default_style"] == "legal" and [x["line"] for x in body["invalid"]] == [4, 5]
     assert env.woken == [1]
     assert env.uploads() == [f"{job_id}.jsonl"]
-    assert env.store.get(job_id).input_path.read_bytes() == jsonl("a", "b", "c", junk=2)
+    assert env.store.inputs.joinpath(f"{job_id}.jsonl").read_bytes() == jsonl("a", "b", "c", junk=2)
 
 
 @pytest.mark.anyio
@@ -253,7 +254,7 @@ async def test_list_status_results_and_invalid_lines(env: Env) -> None:
 @pytest.mark.anyio
 async def test_cancel_then_cancel_again_then_delete(env: Env) -> None:
     job_id = await submit(env)
-    upload = env.store.get(job_id).input_path
+    upload = env.store.inputs / f"{job_id}.jsonl"
     assert_error(await env.client.delete(f"/jobs/{job_id}"), 409, "Conflict", "cancel it before deleting")
 
     cancelled = await env.client.post(f"/jobs/{job_id}/cancel")

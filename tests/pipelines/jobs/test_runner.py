@@ -51,6 +51,12 @@ def submit(store: JobStore, n: int, prefix: str = "d", **fields: object) -> Job:
     return store.create(job_id, path, "upload", None)
 
 
+def file_of(job: Job) -> Path:
+    """The SQLite job's input file (these tests change it under the runner)."""
+    assert job.input_path is not None
+    return job.input_path
+
+
 def results(store: JobStore, job_id: str) -> list[dict[str, object]]:
     return [json.loads(r) for r in "".join(store.results(job_id)).splitlines()]
 
@@ -212,7 +218,7 @@ async def test_cancel_stops_the_job_and_keeps_finished_results(store: JobStore) 
 @pytest.mark.anyio
 async def test_an_input_file_changed_after_submission_fails_the_job(store: JobStore) -> None:
     job = submit(store, 3)
-    with job.input_path.open("a") as f:
+    with file_of(job).open("a") as f:
         f.write(json.dumps({"id": "late", "text": "Added later."}) + "\n")
     fake = FakeSummarizer()
     await asyncio.wait_for(JobRunner(store, fake, poll_s=0.05).run_job(job), TIMEOUT_S)
@@ -221,7 +227,7 @@ async def test_an_input_file_changed_after_submission_fails_the_job(store: JobSt
     assert fake.batches == 0 and status["pending"] == 3
 
     gone = submit(store, 2, prefix="g")
-    gone.input_path.unlink()
+    file_of(gone).unlink()
     await asyncio.wait_for(JobRunner(store, fake, poll_s=0.05).run_job(gone), TIMEOUT_S)
     assert store.job_status(gone.id) == "failed" and "cannot be read" in store.status(gone.id)["error"]
 
@@ -230,7 +236,7 @@ async def test_an_input_file_changed_after_submission_fails_the_job(store: JobSt
 async def test_lines_swapped_in_place_fail_as_documents_not_as_other_documents(store: JobStore) -> None:
     """Same size and mtime, but the lines moved: each document is checked to be the one claimed."""
     job = submit(store, 3)
-    path = job.input_path
+    path = file_of(job)
     stat = path.stat()
     first, second, third = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(second + first + third)

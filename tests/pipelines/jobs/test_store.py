@@ -1,4 +1,7 @@
-"""The SQLite job store: ingest, claims, retries with backoff, recovery, control and streams."""
+"""The job store contract, run against both backends (SQLite, PostgreSQL): ingest, claims,
+retries with backoff, recovery, control and streams. Tests that need a fake clock run on SQLite
+(PostgreSQL's store reads the database's clock); the PostgreSQL-only behaviour (leases across
+replicas) is in test_postgres.py."""
 
 from __future__ import annotations
 
@@ -6,15 +9,21 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
+import psycopg
 import pytest
 
+import pipelines.jobs.records as records_module
 import pipelines.jobs.store as jobs_module
-from pipelines.batch.core import BatchDocument, BatchResult, InvalidLine
+from pipelines.batch.core import BatchDocument, BatchResult
 from pipelines.errors import BadInput, Conflict, ModelError, NotFound, NotReady, Overloaded
-from pipelines.jobs.store import Claimed, JobStore, RetryPolicy, read_documents
+from pipelines.jobs.postgres import PostgresJobStore
+from pipelines.jobs.records import Claimed, JobStorage, RetryPolicy
+from pipelines.jobs.store import JobStore
+from pipelines.postgres.pool import Database
 
 SECRET = "jane.doe.secret@example.com"
 
@@ -36,11 +45,31 @@ class FakeClock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(jobs_module, "time", fake)
+    monkeypatch.setattr(records_module, "time", fake)
     return fake
 
 
+MakeStore = Callable[..., JobStorage]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeStore]:
+    """Stores of the backend under test; PostgreSQL ones share one fresh database."""
+    if request.param == "sqlite":
+        yield lambda **kw: JobStore(tmp_path / "store", **kw)
+        return
+    db = Database(request.getfixturevalue("database_url"), pool_size=4)
+    yield lambda **kw: PostgresJobStore(db, tmp_path / "spool", **kw)
+    db.close()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> JobStore:
+def store(make_store: MakeStore) -> JobStorage:
+    return make_store()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> JobStore:
     return JobStore(tmp_path / "store")
 
 
@@ -54,7 +83,7 @@ def write(path: Path, lines: list[str], end: str = "\n") -> Path:
     return path
 
 
-def submit(store: JobStore, lines: list[str], style: str | None = None) -> str:
+def submit(store: JobStorage, lines: list[str], style: str | None = None) -> str:
     job_id, path = store.new_upload_path()
     write(path, lines)
     store.create(job_id, path, "upload", style)
@@ -65,19 +94,29 @@ def ok(claim: Claimed) -> BatchResult:
     return BatchResult(id=claim.doc_id, summary=f"summary of {claim.doc_id}", style="news")
 
 
-def rows(store: JobStore, sql: str, *args: object) -> list[tuple[object, ...]]:
-    with closing(sqlite3.connect(store.path)) as db:
-        return db.execute(sql, args).fetchall()
+def rows(store: JobStorage, sql: str, *args: object) -> list[tuple[object, ...]]:
+    """A query on either backend, written for SQLite (its table names and ? parameters)."""
+    if isinstance(store, JobStore):
+        with closing(sqlite3.connect(store.path)) as db:
+            return db.execute(sql, args).fetchall()
+    assert isinstance(store, PostgresJobStore)
+    sql = sql.replace("?", "%s").replace("FROM documents", "FROM job_documents").replace("FROM invalid_lines", "FROM job_invalid_lines")
+    with psycopg.connect(store.db.url) as db:
+        return [tuple(row) for row in db.execute(sql, args).fetchall()]
 
 
-def results(store: JobStore, job_id: str) -> list[dict[str, object]]:
+def read(store: JobStorage, job_id: str, claimed: list[Claimed]) -> list[BatchDocument | BadInput]:
+    return store.read(store.get(job_id), claimed)
+
+
+def results(store: JobStorage, job_id: str) -> list[dict[str, object]]:
     return [json.loads(r) for r in "".join(store.results(job_id)).splitlines()]
 
 
 # -- ingest ------------------------------------------------------------------------------------
 
 
-def test_ingest_counts_good_lines_and_records_each_invalid_line_with_its_reason(store: JobStore) -> None:
+def test_ingest_counts_good_lines_and_records_each_invalid_line_with_its_reason(store: JobStorage) -> None:
     lines = [
         line("a"),  # 1
         "",  # 2 blank
@@ -94,7 +133,8 @@ def test_ingest_counts_good_lines_and_records_each_invalid_line_with_its_reason(
     job = store.create(job_id, path, "upload", "casual")
 
     assert (job.id, job.status, job.total, job.invalid, job.default_style) == (job_id, "queued", 3, 4, "casual")
-    assert job.input_size == path.stat().st_size and job.input_path == path
+    if isinstance(store, JobStore):
+        assert job.input_size == path.stat().st_size and job.input_path == path
     invalid = [json.loads(x) for x in "".join(store.invalid_lines(job_id)).splitlines()]
     assert [x["line"] for x in invalid] == [3, 4, 5, 8]
     reasons = [x["error"] for x in invalid]
@@ -109,25 +149,25 @@ def test_ingest_counts_good_lines_and_records_each_invalid_line_with_its_reason(
     # Each document is found again by its offset, the last line included.
     claimed = store.claim(job_id, 10)
     assert [(c.doc_id, c.line) for c in claimed] == [("a", 1), ("b", 6), ("c", 9)]
-    with path.open("rb") as f:
-        docs = read_documents(f, claimed)
+    docs = read(store, job_id, claimed)
     assert docs == [BatchDocument(id="a", text="Text of a. More words."), BatchDocument(id="b", text="Text of b. More words."),
                     BatchDocument(id="c", text="Text of c. More words.", style="legal")]  # fmt: skip
 
 
-def test_crlf_lines_a_bom_and_a_missing_final_newline_are_fine(store: JobStore, tmp_path: Path) -> None:
+def test_crlf_lines_a_bom_and_a_missing_final_newline_are_fine(store: JobStorage, tmp_path: Path) -> None:
     path = tmp_path / "windows.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + line("first").encode() + b"\r\n\r\n" + line("second").encode())
     job = store.create("job-crlf", path, "path:windows.jsonl", None)
     assert (job.total, job.invalid) == (2, 0)
-    with path.open("rb") as f:
-        docs = read_documents(f, store.claim(job.id, 5))
+    docs = read(store, job.id, store.claim(job.id, 5))
     assert [d.id for d in docs if isinstance(d, BatchDocument)] == ["first", "second"]
 
 
 @pytest.mark.parametrize("final_newline", [True, False])
-def test_a_line_over_the_cap_is_an_invalid_line_and_the_lines_after_it_still_count(tmp_path: Path, final_newline: bool) -> None:
-    store = JobStore(tmp_path / "store", max_line_bytes=200)
+def test_a_line_over_the_cap_is_an_invalid_line_and_the_lines_after_it_still_count(
+    make_store: MakeStore, tmp_path: Path, final_newline: bool
+) -> None:
+    store = make_store(max_line_bytes=200)
     long_line = line("long", "word " * 100)
     at_cap = json.dumps({"id": "at-cap", "text": "x" * (200 - len('{"id": "at-cap", "text": ""}'))})
     assert len(at_cap) == 200 and len(long_line) > 200
@@ -137,13 +177,12 @@ def test_a_line_over_the_cap_is_an_invalid_line_and_the_lines_after_it_still_cou
     assert (job.total, job.invalid) == (3, 2)
     assert [r[0] for r in rows(store, "SELECT line FROM invalid_lines ORDER BY line")] == [2, 4]
     assert "longer than 200 bytes" in str(rows(store, "SELECT error FROM invalid_lines ORDER BY line")[0][0])
-    with path.open("rb") as f:
-        docs = read_documents(f, store.claim(job.id, 5))
+    docs = read(store, job.id, store.claim(job.id, 5))
     assert [d.id for d in docs if isinstance(d, BatchDocument)] == ["first", "at-cap", "last"]
 
 
 @pytest.mark.parametrize("content", [b"", b"\n\n  \n", f'{{"id": "x", "text": "{SECRET}"\nnot json\n[1]\n'.encode()])
-def test_a_file_without_one_valid_document_is_rejected_and_leaves_nothing(store: JobStore, tmp_path: Path, content: bytes) -> None:
+def test_a_file_without_one_valid_document_is_rejected_and_leaves_nothing(store: JobStorage, tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_bytes(content)
     with pytest.raises(BadInput, match="no valid document") as caught:
@@ -158,7 +197,7 @@ def test_a_file_without_one_valid_document_is_rejected_and_leaves_nothing(store:
     assert store.create("job-x", path, "upload", None).total == 1
 
 
-def test_invalid_line_messages_are_summarized_when_the_job_is_rejected(store: JobStore, tmp_path: Path) -> None:
+def test_invalid_line_messages_are_summarized_when_the_job_is_rejected(store: JobStorage, tmp_path: Path) -> None:
     path = write(tmp_path / "bad.jsonl", ["nope", "[1]", "{}", "{", "5"])
     with pytest.raises(BadInput) as caught:
         store.create("job-y", path, "upload", None)
@@ -166,7 +205,7 @@ def test_invalid_line_messages_are_summarized_when_the_job_is_rejected(store: Jo
     assert "5 invalid lines" in message and "line 1:" in message and "line 3:" in message and "line 4:" not in message
 
 
-def test_a_deeply_nested_line_is_an_invalid_line_not_a_crash(store: JobStore, tmp_path: Path) -> None:
+def test_a_deeply_nested_line_is_an_invalid_line_not_a_crash(store: JobStorage, tmp_path: Path) -> None:
     path = write(tmp_path / "deep.jsonl", [line("a"), "[" * 100_000])
     job = store.create("job-deep", path, "upload", None)
     assert (job.total, job.invalid) == (1, 1)
@@ -175,7 +214,7 @@ def test_a_deeply_nested_line_is_an_invalid_line_not_a_crash(store: JobStore, tm
 # -- claims, records, retries ------------------------------------------------------------------
 
 
-def test_claims_come_in_line_order_and_never_twice(store: JobStore) -> None:
+def test_claims_come_in_line_order_and_never_twice(store: JobStorage) -> None:
     ids = [f"{chr(ord('z') - i)}-{i}" for i in range(10)]  # not sorted by id
     job_id = submit(store, [line(i) for i in ids])
     batches = [store.claim(job_id, 3) for _ in range(4)]
@@ -185,7 +224,7 @@ def test_claims_come_in_line_order_and_never_twice(store: JobStore) -> None:
     assert store.get(job_id).counts == {"running": 10}
 
 
-def test_concurrent_claimers_split_the_documents_without_overlap(store: JobStore) -> None:
+def test_concurrent_claimers_split_the_documents_without_overlap(store: JobStorage) -> None:
     job_id = submit(store, [line(f"d{i}") for i in range(120)])
     taken: list[list[str]] = [[] for _ in range(4)]
 
@@ -202,7 +241,8 @@ def test_concurrent_claimers_split_the_documents_without_overlap(store: JobStore
     assert sorted(everything) == sorted(f"d{i}" for i in range(120)) and len(everything) == 120
 
 
-def test_record_stores_success_and_permanent_errors_and_backs_off_transient_ones(store: JobStore, clock: FakeClock) -> None:
+def test_record_stores_success_and_permanent_errors_and_backs_off_transient_ones(sqlite_store: JobStore, clock: FakeClock) -> None:
+    store = sqlite_store
     job_id = submit(store, [line(i) for i in ("ok", "bad", "busy", "down")])
     claimed = store.claim(job_id, 4)
     outcomes = [ok(claimed[0]), BatchResult.failed("bad", BadInput("text is empty")),
@@ -246,7 +286,7 @@ def test_retry_policy_delay_doubles_and_is_capped() -> None:
     assert [policy.delay(n) for n in range(0, 6)] == [2.0, 2.0, 4.0, 8.0, 16.0, 20.0]
 
 
-def test_recover_puts_running_back_and_a_stale_record_never_doubles_a_result(store: JobStore) -> None:
+def test_recover_puts_running_back_and_a_stale_record_never_doubles_a_result(store: JobStorage) -> None:
     job_id = submit(store, [line(f"d{i}") for i in range(6)])
     dead_runner = store.claim(job_id, 3)
     assert store.recover() == 3
@@ -262,7 +302,7 @@ def test_recover_puts_running_back_and_a_stale_record_never_doubles_a_result(sto
     assert store.recover() == 0
 
 
-def test_results_stream_in_line_order_with_one_line_per_document(store: JobStore) -> None:
+def test_results_stream_in_line_order_with_one_line_per_document(store: JobStorage) -> None:
     ids = [f"doc-{i:03d}" for i in range(700)]  # more than one cursor page
     job_id = submit(store, [line(i) for i in reversed(ids)])
     claimed = store.claim(job_id, 1000)
@@ -274,7 +314,7 @@ def test_results_stream_in_line_order_with_one_line_per_document(store: JobStore
     assert [r["line"] for r in finished] == list(range(1, 701))
 
 
-def test_release_returns_claims_unprocessed(store: JobStore) -> None:
+def test_release_returns_claims_unprocessed(store: JobStorage) -> None:
     job_id = submit(store, [line(f"d{i}") for i in range(4)])
     claimed = store.claim(job_id, 2)
     store.release(job_id, claimed)
@@ -283,21 +323,23 @@ def test_release_returns_claims_unprocessed(store: JobStore) -> None:
     assert rows(store, "SELECT MAX(attempts) FROM documents") == [(0,)]
 
 
-def test_read_documents_reports_a_line_that_no_longer_parses(store: JobStore) -> None:
+def test_read_reports_a_line_of_the_file_that_no_longer_parses(sqlite_store: JobStore) -> None:
+    store = sqlite_store
     job_id = submit(store, [line("a"), line("b")])
     path = store.get(job_id).input_path
+    assert path is not None
     claimed = store.claim(job_id, 2)
     data = path.read_bytes()
     path.write_bytes(data[: claimed[1].offset] + b"#" * (len(data) - claimed[1].offset))
-    with path.open("rb") as f:
-        docs = read_documents(f, claimed)
-    assert isinstance(docs[0], BatchDocument) and isinstance(docs[1], InvalidLine) and docs[1].line == 2
+    docs = read(store, job_id, claimed)
+    assert isinstance(docs[0], BatchDocument) and isinstance(docs[1], BadInput) and "line 2" in docs[1].message
 
 
 # -- status ------------------------------------------------------------------------------------
 
 
-def test_status_counts_percent_rate_and_eta(store: JobStore, clock: FakeClock) -> None:
+def test_status_counts_percent_rate_and_eta(sqlite_store: JobStore, clock: FakeClock) -> None:
+    store = sqlite_store
     job_id = submit(store, [line(f"d{i}") for i in range(8)], style="legal")
     queued = store.status(job_id)
     assert (queued["status"], queued["total"], queued["done"], queued["failed"], queued["pending"]) == ("queued", 8, 0, 0, 8)
@@ -330,7 +372,7 @@ def test_status_counts_percent_rate_and_eta(store: JobStore, clock: FakeClock) -
     assert done["finished_at"] is not None and done["error"] is None
 
 
-def test_next_job_resumes_a_running_job_before_older_queued_ones(store: JobStore) -> None:
+def test_next_job_resumes_a_running_job_before_older_queued_ones(store: JobStorage) -> None:
     first = submit(store, [line("a")])
     second = submit(store, [line("b")])
     next_job = store.next_job()
@@ -344,7 +386,7 @@ def test_next_job_resumes_a_running_job_before_older_queued_ones(store: JobStore
 # -- control -----------------------------------------------------------------------------------
 
 
-def test_cancel_queued_or_running_keeps_results_and_refuses_finished_jobs(store: JobStore) -> None:
+def test_cancel_queued_or_running_keeps_results_and_refuses_finished_jobs(store: JobStorage) -> None:
     queued = submit(store, [line("a")])
     assert store.cancel(queued).status == "cancelled"
     with pytest.raises(Conflict, match="already cancelled"):
@@ -363,15 +405,19 @@ def test_cancel_queued_or_running_keeps_results_and_refuses_finished_jobs(store:
 
     completed = submit(store, [line("a")])
     store.start(completed)
+    claimed = store.claim(completed, 1)
+    store.record(completed, claimed, [ok(claimed[0])], RetryPolicy())
     store.finish(completed, "completed")
     with pytest.raises(Conflict, match="already completed"):
         store.cancel(completed)
 
 
-def test_delete_refuses_unfinished_jobs_then_removes_rows_and_the_upload(store: JobStore) -> None:
+def test_delete_refuses_unfinished_jobs_then_removes_rows_and_the_upload(store: JobStorage) -> None:
     job_id = submit(store, [line("a"), "junk", line("b")])
-    upload = store.get(job_id).input_path
-    assert upload.parent == store.inputs and upload.exists()
+    upload = store.get(job_id).input_path or store.inputs / f"{job_id}.jsonl"
+    assert upload.parent == store.inputs
+    # SQLite reads the upload by offset while the job runs; PostgreSQL copied its lines in.
+    assert upload.exists() == isinstance(store, JobStore)
     with pytest.raises(Conflict, match="cancel it before deleting"):
         store.delete(job_id)
     store.start(job_id)
@@ -386,7 +432,7 @@ def test_delete_refuses_unfinished_jobs_then_removes_rows_and_the_upload(store: 
         store.get(job_id)
 
 
-def test_delete_keeps_a_file_that_was_submitted_by_path(store: JobStore, tmp_path: Path) -> None:
+def test_delete_keeps_a_file_that_was_submitted_by_path(store: JobStorage, tmp_path: Path) -> None:
     path = write(tmp_path / "data" / "corpus.jsonl", [line("a")])
     job = store.create("job-path", path, "path:corpus.jsonl", None)
     store.cancel(job.id)
@@ -394,7 +440,7 @@ def test_delete_keeps_a_file_that_was_submitted_by_path(store: JobStore, tmp_pat
     assert path.exists() and store.all() == []
 
 
-def test_unknown_jobs_are_not_found(store: JobStore) -> None:
+def test_unknown_jobs_are_not_found(store: JobStorage) -> None:
     submit(store, [line("a")])
     for call in (store.get, store.status, store.job_status, store.cancel, store.delete,
                  lambda j: list(store.results(j)), lambda j: list(store.invalid_lines(j))):  # fmt: skip

@@ -100,3 +100,8 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     cut = text[:limit]
     space = cut.rfind(" ")
     return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:-") + "…"
+
+
+def hit(chunk: Chunk, score: float) -> Hit:
+    """A stored chunk as a search result: the snippet for result lists, the whole text for prompts."""
+    return Hit(chunk.document_id, chunk.index, score, snippet(chunk.text), chunk.text, chunk.heading)

@@ -42,7 +42,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from pipelines.errors import storage_error
 from pipelines.rag.documents import (
@@ -57,8 +56,10 @@ from pipelines.rag.documents import (
     KnowledgeIndexError,
     Plan,
     content_hash,
+    hit,
     snippet,
 )
+from pipelines.rag.planning import EMBED_BATCH, checked_vectors, embed_in_batches, plan_documents
 from pipelines.rag.snapshots import (
     _REBUILD,
     CHUNKS,
@@ -78,7 +79,7 @@ from pipelines.rag.snapshots import (
 # Called through this module's globals, so a test can patch `rag._read_chunks`; the alias exports it.
 from pipelines.rag.snapshots import _read_chunks as _read_chunks
 from pipelines.rag.vectorstore import FAISS_FILE, FaissStore, QdrantStore, StoreKind, VectorStore, open_store
-from pipelines.text.chunking import Chunk, chunk_document, embedding_text
+from pipelines.text.chunking import Chunk
 
 __all__ = [
     "CHUNKS",
@@ -101,7 +102,6 @@ __all__ = [
     "snippet",
 ]
 
-EMBED_BATCH = 256
 WHAT = "the knowledge index"
 log = logging.getLogger("summarizer.rag")
 _Stamp = tuple[int, int, int] | None  # the manifest's inode, mtime_ns and size: a cheap "changed?"
@@ -157,13 +157,12 @@ class KnowledgeIndex:
             return []
         # A crashed Qdrant commit can leave points no manifest names: ask for a few extra.
         pairs = state.store.search(np.asarray(vector, dtype=np.float32), k + (8 if state.store.shared else 0))
-        found = [(state.chunks[i], s) for i, s in pairs if i in state.chunks][:k]
-        return [Hit(c.document_id, c.index, s, snippet(c.text), c.text, c.heading) for c, s in found]
+        return [hit(state.chunks[i], s) for i, s in pairs if i in state.chunks][:k]
 
     def documents(self) -> list[DocumentInfo]:
         self.check()
         docs = self._state.manifest.documents if self._state.manifest else {}
-        return [DocumentInfo(k, len(e.chunk_ids), e.hash, dict(e.metadata), e.indexed_at) for k, e in sorted(docs.items())]
+        return [e.info(k) for k, e in sorted(docs.items())]
 
     def __len__(self) -> int:
         self.check()
@@ -252,23 +251,9 @@ class KnowledgeIndex:
 
     def _plan(self, documents: Sequence[Document]) -> Plan:
         self.check()
-        ids = [d.id for d in documents]
-        if len(set(ids)) != len(ids):
-            twice = sorted({i for i in ids if ids.count(i) > 1})
-            raise InvalidDocument(f"document ids must be unique, got {twice!r} more than once")
         m = self._state.manifest
-        known = m.documents if m is not None and m.encoder_tag == self.encoder_tag else {}
-        plan = Plan([], [], [], [])
-        for doc in documents:
-            entry = known.get(doc.id)
-            if entry is not None and entry.hash == content_hash(doc) and entry.chunk_words == self.chunk_words:
-                plan.unchanged.append(doc.id)
-                continue
-            chunks = chunk_document(doc.id, doc.text, max_words=self.chunk_words)
-            plan.documents.append(doc)
-            plan.chunks.extend(chunks)
-            plan.texts.extend(embedding_text(c) for c in chunks)
-        return plan
+        entries = m.documents if m is not None and m.encoder_tag == self.encoder_tag else {}
+        return plan_documents(documents, {k: (e.hash, e.chunk_words) for k, e in entries.items()}, self.chunk_words)
 
     def commit(self, plan: Plan, vectors: np.ndarray) -> None:
         """Store the plan's chunks with their vectors (one row per plan.texts), replacing changed documents."""
@@ -280,30 +265,14 @@ class KnowledgeIndex:
         with self._locked():
             plan = self._plan(documents)
             if plan.documents:
-                self._commit(plan, self._embed(plan.texts, embed, progress))
+                self._commit(plan, embed_in_batches(plan.texts, embed, self.dim, progress))
         return plan
-
-    def _embed(self, texts: list[str], embed: Callable[[list[str]], np.ndarray], progress: bool) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        with tqdm(total=len(texts), unit="chunk", desc="embedding", disable=None if progress else True) as bar:
-            for start in range(0, len(texts), EMBED_BATCH):
-                batch = texts[start : start + EMBED_BATCH]
-                rows = np.asarray(embed(batch), dtype=np.float32)
-                if rows.shape != (len(batch), self.dim):
-                    raise ValueError(f"embed returned shape {rows.shape} for {len(batch)} texts, expected ({len(batch)}, {self.dim})")
-                out[start : start + len(batch)] = rows
-                bar.update(len(batch))
-        return out
 
     def _commit(self, plan: Plan, vectors: np.ndarray) -> None:
         self.check()
         if not plan.documents:
             return  # all unchanged: no new version
-        rows = np.asarray(vectors, dtype=np.float32)
-        if rows.size == 0 and not plan.texts:
-            rows = rows.reshape(0, self.dim)  # an empty batch may come back as shape (0, 0)
-        if rows.shape != (len(plan.texts), self.dim) or len(plan.texts) != len(plan.chunks):
-            raise ValueError(f"commit needs one {self.dim}-dim vector per planned text ({len(plan.texts)}), got {rows.shape}")
+        rows = checked_vectors(plan, vectors, self.dim)
         state = self._state
         m, store = state.manifest, state.store
         if m is None or (m.encoder_tag, m.dim, m.store) != (self.encoder_tag, self.dim, self.store_kind):

@@ -3,7 +3,8 @@
 Kept apart from `pipelines.rag.index` so the on-disk format (field names, `"format": 1`, what counts as
 corrupt) lives in one place, its reader next to its writer, while `KnowledgeIndex` keeps the
 locking, versioning and in-memory state. The layout and commit protocol are described in
-`pipelines.rag.index`; what is named `_` here is for that module only.
+`pipelines.rag.index`; what is named `_` here is for that module only (and `_Entry`, a document's
+record, for the PostgreSQL backend's in-memory copy too).
 
 Damage is detected, not trusted: the manifest carries the sha256 of its own content and of every
 file of its snapshot, and a reader checks them before loading (IndexCorrupt names the file).
@@ -18,7 +19,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipelines.rag.documents import IndexCorrupt
+from pipelines.rag.documents import DocumentInfo, IndexCorrupt
 from pipelines.rag.vectorstore import StoreKind
 from pipelines.text.chunking import Chunk
 
@@ -33,6 +34,9 @@ class _Entry:
     metadata: dict[str, str]
     indexed_at: str
     chunk_words: int  # re-chunk when the setting changes, even if the text did not
+
+    def info(self, document_id: str) -> DocumentInfo:
+        return DocumentInfo(document_id, len(self.chunk_ids), self.hash, dict(self.metadata), self.indexed_at)
 
 
 @dataclass

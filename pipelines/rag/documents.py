@@ -58,6 +58,9 @@ class Document:
             raise InvalidDocument(f"document id must not contain control characters, got {self.id!r}")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.metadata.items()):
             raise InvalidDocument(f"document metadata must map strings to strings, got {self.metadata!r} for {self.id!r}")
+        if any("\x00" in k or "\x00" in v for k, v in self.metadata.items()):
+            # PostgreSQL stores no NUL in text or jsonb: refused for both backends, so they accept the same documents.
+            raise InvalidDocument(f"document metadata must not contain NUL characters, got {self.metadata!r} for {self.id!r}")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipelines.errors import InputTooLarge
-from pipelines.rag.index import Document, Hit, KnowledgeIndex
+from pipelines.rag.backend import Index
+from pipelines.rag.index import Document, Hit
 from pipelines.text.chunking import chunk_document, embedding_text
 from pipelines.text.normalize import Format
 from pipelines.text.prepare import InputPipeline
@@ -42,7 +43,7 @@ async def embed_all(embed: Embed, texts: list[str]) -> np.ndarray:
 
 
 async def index_documents(
-    index: KnowledgeIndex,
+    index: Index,
     inputs: InputPipeline,
     documents: Sequence[tuple[str, str, dict[str, str]]],
     fmt: Format,
@@ -77,7 +78,7 @@ class Context:
     steering: list[float] | None  # unit vector of the retrieved chunks, for the extractive engine
 
 
-async def retrieve(index: KnowledgeIndex, text: str, top_k: int, embed: Embed, chunk_words: int) -> Context:
+async def retrieve(index: Index, text: str, top_k: int, embed: Embed, chunk_words: int) -> Context:
     """The chunks most related to `text` (already prepared), best first, one entry per chunk."""
     if len(index) == 0:
         return Context([], None)

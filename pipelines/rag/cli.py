@@ -6,8 +6,10 @@
 
 `index` reads every .md, .txt, .html and .htm file under the folder (the document id is its path
 relative to the folder), normalizes and redacts it exactly as the service does, and embeds, in this
-process, only what is new or changed. DIR defaults to SUMMARIZER_RAG_DIR; the encoder is the one in
-the BentoML model store that the service loads (SUMMARIZER_ENCODER_MODEL). Errors print one line to
+process, only what is new or changed. The index is the service's: in PostgreSQL when
+SUMMARIZER_DATABASE_URL is set (then --dir is refused: it would name an index the service does
+not read), else in DIR, which defaults to SUMMARIZER_RAG_DIR. The encoder is the one in the
+BentoML model store that the service loads (SUMMARIZER_ENCODER_MODEL). Errors print one line to
 stderr and exit with status 2; `delete` exits 1 when some id was not in the index.
 """
 
@@ -16,7 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -24,9 +27,12 @@ import numpy as np
 
 from models import ModelImportError
 from pipelines.batch.inprocess import input_pipeline, load_encoder
-from pipelines.errors import StorageError, SummarizerError
-from pipelines.rag.index import Document, KnowledgeIndex, KnowledgeIndexError, recorded_encoder
-from pipelines.settings import Settings
+from pipelines.errors import ConfigError, StorageError, SummarizerError
+from pipelines.postgres.connection import DatabaseUnavailable
+from pipelines.postgres.pool import Database
+from pipelines.rag.backend import open_index, open_recorded
+from pipelines.rag.index import Document, KnowledgeIndexError
+from pipelines.settings import Settings, get_settings
 from pipelines.text.normalize import Format
 
 EXIT_ERROR = 2
@@ -61,6 +67,22 @@ def _files(folder: Path) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
+@contextmanager
+def _where(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[Path | Database, str]]:
+    """Where the service's index lives (the database, or the folder) and how to name it in messages."""
+    if settings.database_url is None:
+        folder = args.dir or settings.rag_dir
+        yield folder, str(folder)
+        return
+    if args.dir is not None:
+        raise CliError("--dir names a folder index, but SUMMARIZER_DATABASE_URL is set, so the index is in PostgreSQL: drop --dir or unset it")
+    db = Database(settings.database_url.get_secret_value(), pool_size=1, timeout_s=settings.database_timeout_s)
+    try:
+        yield db, db.shown
+    finally:
+        db.close()
+
+
 def _index(args: argparse.Namespace, settings: Settings, encoder_factory: EncoderFactory) -> int:
     started = time.perf_counter()
     files = _files(args.folder)
@@ -76,58 +98,48 @@ def _index(args: argparse.Namespace, settings: Settings, encoder_factory: Encode
             continue
         documents.append(Document(doc_id, prepared.text, {"format": prepared.format}))
     tag, encoder = encoder_factory(settings)
-    index = _open(args.dir, settings, tag, encoder.dim)
-    try:
-        if args.rebuild:
-            index.clear()
-        plan = index.add(documents, encoder.encode, progress=True)
-    finally:
-        index.close()
+    with _where(args, settings) as (where, _):
+        index = open_index(
+            where, tag, encoder.dim, chunk_words=settings.rag_chunk_words, store=settings.rag_store,
+            qdrant_location=settings.rag_qdrant_location,
+        )  # fmt: skip
+        try:
+            if args.rebuild:
+                index.clear()
+            plan = index.add(documents, encoder.encode, progress=True)
+        finally:
+            index.close()
     line = (f"indexed {len(plan.documents)} documents ({len(plan.texts)} chunks embedded), "
             f"{len(plan.unchanged)} unchanged, in {time.perf_counter() - started:.1f} s")  # fmt: skip
     print(line + (f"; {skipped} skipped" if skipped else ""))
     return 0
 
 
-def _open(directory: Path, settings: Settings, tag: str, dim: int) -> KnowledgeIndex:
-    return KnowledgeIndex(
-        directory, tag, dim, store=settings.rag_store, qdrant_location=settings.rag_qdrant_location,
-        chunk_words=settings.rag_chunk_words,
-    )  # fmt: skip
-
-
-def _existing(directory: Path, settings: Settings) -> KnowledgeIndex | None:
-    """The index as recorded on disk, whatever encoder built it: listing and deleting embed nothing."""
-    recorded = recorded_encoder(directory)
-    if recorded is None:
-        return None
-    tag, dim, store = recorded
-    return KnowledgeIndex(directory, tag, dim, store=store, qdrant_location=settings.rag_qdrant_location)
-
-
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    index = _existing(args.dir, settings)
-    if index is None:
-        print(f"no documents in {args.dir}")
-        return 0
-    try:
-        docs = index.documents()
-        for doc in docs:
-            print(f"{doc.id}\t{doc.chunks} chunks\t{doc.indexed_at}\t{doc.content_hash[:12]}")
-        print(f"{len(docs)} documents, {len(index)} chunks in {args.dir}")
-    finally:
-        index.close()
+    with _where(args, settings) as (where, name):
+        index = open_recorded(where, qdrant_location=settings.rag_qdrant_location)
+        if index is None:
+            print(f"no documents in {name}")
+            return 0
+        try:
+            docs = index.documents()
+            for doc in docs:
+                print(f"{doc.id}\t{doc.chunks} chunks\t{doc.indexed_at}\t{doc.content_hash[:12]}")
+            print(f"{len(docs)} documents, {len(index)} chunks in {name}")
+        finally:
+            index.close()
     return 0
 
 
 def _delete(args: argparse.Namespace, settings: Settings) -> int:
-    index = _existing(args.dir, settings)
     deleted: list[str] = []
-    if index is not None:
-        try:
-            deleted = index.delete(args.ids)
-        finally:
-            index.close()
+    with _where(args, settings) as (where, _):
+        index = open_recorded(where, qdrant_location=settings.rag_qdrant_location)
+        if index is not None:
+            try:
+                deleted = index.delete(args.ids)
+            finally:
+                index.close()
     for doc_id in deleted:
         print(f"deleted {doc_id}")
     missing = [i for i in args.ids if i not in deleted]
@@ -147,12 +159,12 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     delete = commands.add_parser("delete", help="remove documents by id")
     delete.add_argument("ids", nargs="+", metavar="ID", help="document id: the path relative to the indexed folder")
     for sub in commands.choices.values():
-        sub.add_argument("--dir", type=Path, default=settings.rag_dir, help="index folder (default: %(default)s)")
+        sub.add_argument("--dir", type=Path, help=f"index folder, without SUMMARIZER_DATABASE_URL (default: {settings.rag_dir})")
     return parser
 
 
 def main(argv: Sequence[str] | None = None, *, encoder_factory: EncoderFactory | None = None, settings: Settings | None = None) -> int:
-    settings = settings or Settings()
+    settings = settings or get_settings()
     args = _parser(settings).parse_args(argv)
     try:
         if args.command == "index":
@@ -160,6 +172,6 @@ def main(argv: Sequence[str] | None = None, *, encoder_factory: EncoderFactory |
         if args.command == "list":
             return _list(args, settings)
         return _delete(args, settings)
-    except (CliError, KnowledgeIndexError, StorageError, ModelImportError) as exc:
+    except (CliError, KnowledgeIndexError, StorageError, DatabaseUnavailable, ConfigError, ModelImportError) as exc:
         print(str(exc), file=sys.stderr)
     return EXIT_ERROR

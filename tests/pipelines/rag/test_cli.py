@@ -12,7 +12,9 @@ import pytest
 from models import ModelImportError
 from models.store import default_encoder_folder
 from pipelines.engines.encoder import SentenceEncoder
+from pipelines.postgres.pool import Database
 from pipelines.rag.cli import Encoder, EncoderFactory, main
+from pipelines.rag.postgres import PostgresIndex
 from pipelines.settings import Settings
 
 EMAIL = "maria.lopez@acme-internal.example"
@@ -59,8 +61,8 @@ def docs(tmp_path: Path) -> Path:
     return folder
 
 
-def run(capsys: pytest.CaptureFixture[str], argv: list[str], **kwargs: object) -> tuple[int, str, str]:
-    code = main(argv, settings=Settings(), **kwargs)  # type: ignore[arg-type]
+def run(capsys: pytest.CaptureFixture[str], argv: list[str], settings: Settings | None = None, **kwargs: object) -> tuple[int, str, str]:
+    code = main(argv, settings=settings or Settings(), **kwargs)  # type: ignore[arg-type]
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -100,6 +102,41 @@ def test_delete(docs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert (code, out, err) == (1, "deleted policy.HTML\n", "not in the index: faq.txt\n")
     code, out, _ = run(capsys, ["list", "--dir", index])
     assert out.splitlines()[0].startswith("guides/install.md\t")
+
+
+def test_with_a_database_url_the_index_is_in_postgresql(
+    docs: Path, tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where the default folder index would appear
+    settings = Settings(database_url=database_url)
+    code, out, err = run(capsys, ["index", str(docs)], settings, encoder_factory=factory(ConstantEncoder()))
+    assert code == 0 and out.startswith("indexed 3 documents"), err
+    db = Database(database_url)
+    try:
+        assert [d.id for d in PostgresIndex(db, TAG, ConstantEncoder.dim).documents()] == ["faq.txt", "guides/install.md", "policy.HTML"]
+        code, out, _ = run(capsys, ["index", str(docs)], settings, encoder_factory=factory(ConstantEncoder()))
+        assert code == 0 and out.startswith("indexed 0 documents (0 chunks embedded), 3 unchanged")
+        code, out, _ = run(capsys, ["list"], settings)
+        assert code == 0 and out.splitlines()[-1].startswith("3 documents, ") and "postgresql://" in out
+        assert run(capsys, ["delete", "faq.txt"], settings) == (0, "deleted faq.txt\n", "")
+        assert [d.id for d in PostgresIndex(db, TAG, ConstantEncoder.dim).documents()] == ["guides/install.md", "policy.HTML"]
+        other = factory(ConstantEncoder(), "summarizer-encoder:newer")
+        code, _, err = run(capsys, ["index", str(docs)], settings, encoder_factory=other)
+        assert code == 2 and TAG in err and "--rebuild" in err and "SUMMARIZER_DATABASE_URL" in err
+        code, out, err = run(capsys, ["index", str(docs), "--rebuild"], settings, encoder_factory=other)
+        assert code == 0 and out.startswith("indexed 3 documents"), err
+    finally:
+        db.close()
+    assert not (tmp_path / "rag-index").exists()
+    # A folder named as well would be an index the service never reads.
+    code, out, err = run(capsys, ["list", "--dir", str(tmp_path / "index")], settings)
+    assert code == 2 and "--dir" in err and "SUMMARIZER_DATABASE_URL" in err
+
+
+def test_an_unreachable_database_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = Settings(database_url="postgresql://app:hunter2@127.0.0.1:1/summarizer", database_timeout_s=1)
+    code, out, err = run(capsys, ["list"], settings)
+    assert code == 2 and out == "" and "not available" in err and "hunter2" not in err
 
 
 def test_an_index_of_another_encoder_needs_rebuild(docs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,7 @@
 #   make serve   create/reuse .venv, install pinned deps, import the default model, serve on :3000
 #   make test    the same set-up, then the type check and the whole test suite
 # Also: make dev (serve, restarting on code changes), make bento (build the Bento, offline),
+#       make replicas (N replicas on one PostgreSQL database, ports PORT, PORT+1, ...),
 #       make docs (the docs site, offline, into site/; docs-serve previews it on :8000).
 PYTHON ?= python3.11
 VENV := .venv
@@ -15,7 +16,7 @@ export BENTOML_DO_NOT_TRACK := True
 # Material for MkDocs prints a banner about MkDocs 2 on every build; it is not a build warning.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: venv models serve dev bento docs docs-serve test typecheck clean
+.PHONY: venv models serve dev replicas bento docs docs-serve test typecheck clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +39,12 @@ serve: models
 # The development loop: BentoML restarts both services when a source or YAML file changes.
 dev: models
 	$(VENV)/bin/bentoml serve service:Summarizer --reload --host $(HOST) --port $(PORT)
+
+# N replicas sharing one PostgreSQL database (default: `summarizer` on 127.0.0.1:5432, created if missing).
+N ?= 2
+DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/summarizer
+replicas: models
+	$(PY) deploy/local/replicas.py --replicas $(N) --port $(PORT) --database-url $(DATABASE_URL)
 
 # `bentoml build` at a content-hash version (models/bento.py); BENTOFILE=bentofile.gpu.yaml for the
 # GPU variant. Prints the tag; an unchanged project rebuilds nothing.

@@ -12,6 +12,15 @@
    claims, results, download) is what grows with the job, not the per-document model work.
    Target: within 10 percent.
 Writes bench/results/batch.json. Absolute numbers on a shared 2-core machine are noise.
+
+    .venv/bin/python -m bench.batch --database-url postgresql://postgres@127.0.0.1:5432/test
+
+3. backends (issue 18; instead of 1 and 2): the same job of `--docs` documents on one replica
+   with the SQLite store and with the PostgreSQL store (a fresh database per job, made through
+   that URL's server), in the same run. Target: PostgreSQL >= 0.9x SQLite. Then the memory jobs
+   of 2. on PostgreSQL. Tiny documents by default (`--corpus tiny`): the model's work is then
+   smallest, so the store's share of the time, and any slowdown it brings, is largest.
+   Writes bench/results/batch_backends.json.
 """
 
 from __future__ import annotations
@@ -26,11 +35,17 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
+import psycopg
+from psycopg import sql
 
 from tests.server.conftest import base_env, free_port, run_models_cli
 
@@ -81,10 +96,12 @@ def baseline(path: Path, limit: int) -> float:
 class Server:
     """`bentoml serve` with its own job store; samples the RSS of its process tree."""
 
-    def __init__(self, home: Path, data_dir: Path, jobs_dir: Path) -> None:
+    def __init__(self, home: Path, data_dir: Path, jobs_dir: Path, database_url: str | None = None) -> None:
         port = free_port()
         env = base_env(home)
         env.update(SUMMARIZER_JOBS_DIR=str(jobs_dir), SUMMARIZER_JOBS_DATA_DIR=str(data_dir))
+        if database_url:
+            env["SUMMARIZER_DATABASE_URL"] = database_url
         self.url = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "bentoml"), "serve", "service:Summarizer", "--host", "127.0.0.1",
@@ -156,12 +173,71 @@ def _seconds(start: str, end: str) -> float:
     return max(parse(end) - parse(start), 1.0)
 
 
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new database on the server `server_url` names, dropped afterwards."""
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlsplit(server_url)._replace(path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def one_job(home: Path, data: Path, jobs_dir: Path, file_name: str, database_url: str | None) -> dict[str, Any]:
+    server = Server(home, data, jobs_dir, database_url)
+    try:
+        return server.run_job(file_name)
+    finally:
+        server.stop()
+
+
+def compare_backends(args: argparse.Namespace) -> None:
+    """3. in the docstring: SQLite against PostgreSQL on one replica, then memory on PostgreSQL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        home, data = root / "home", root / "data"
+        data.mkdir()
+        run_models_cli(base_env(home), "import-default")
+        if args.corpus == "tiny":
+            write_corpus(data / "jobs.jsonl", args.docs, tiny_sentences(), (1, 2), seed=2)
+        else:
+            write_corpus(data / "jobs.jsonl", args.docs, eval_sentences(), (4, 6), seed=1)
+        sqlite = one_job(home, data, root / "jobs-sqlite", "jobs.jsonl", None)
+        print(f"SQLite job of {args.docs}: {sqlite['docs_per_s']} docs/s; {sqlite}", flush=True)
+        with fresh_database(args.database_url) as url:
+            postgres = one_job(home, data, root / "jobs-postgres", "jobs.jsonl", url)
+        ratio = postgres["docs_per_s"] / sqlite["docs_per_s"]
+        print(f"PostgreSQL job of {args.docs}: {postgres['docs_per_s']} docs/s = {ratio:.2f}x SQLite; {postgres}", flush=True)
+        memory = {}
+        for n in args.memory_docs:
+            write_corpus(data / f"tiny-{n}.jsonl", n, tiny_sentences(), (1, 2), seed=2)
+            with fresh_database(args.database_url) as url:
+                memory[n] = one_job(home, data, root / f"jobs-pg-{n}", f"tiny-{n}.jsonl", url)
+            print(f"PostgreSQL memory job of {n}: peak RSS {memory[n]['peak_rss_mib']} MiB; {memory[n]}", flush=True)
+    sizes = sorted(memory)
+    growth = memory[sizes[-1]]["peak_rss_mib"] / memory[sizes[0]]["peak_rss_mib"] if len(sizes) > 1 else 1.0
+    print(f"PostgreSQL peak RSS {sizes[-1]} vs {sizes[0]} documents: {growth:.3f}x")
+    result = {"corpus": args.corpus, "docs": args.docs, "sqlite": sqlite, "postgres": postgres, "ratio": round(ratio, 3),
+              "memory": memory, "memory_growth": round(growth, 3)}  # fmt: skip
+    out = REPO / "bench" / "results" / "batch_backends.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out.relative_to(REPO)}: the figures of docs/scaling.md")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--docs", type=int, default=10_000)
     parser.add_argument("--baseline-docs", type=int, default=10_000)
     parser.add_argument("--memory-docs", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--database-url", help="compare the SQLite and PostgreSQL job stores (3. above)")
+    parser.add_argument("--corpus", choices=["tiny", "short"], default="tiny", help="documents of the comparison")
     args = parser.parse_args()
+    if args.database_url:
+        compare_backends(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         home, data = root / "home", root / "data"

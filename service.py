@@ -45,7 +45,8 @@ with bentoml.importing():
     from pipelines.observe.request_log import RequestLog
     from pipelines.observe.stages import observe_document, stage
     from pipelines.observe.traces import batch_spans, carrier, install, tracing_config
-    from pipelines.rag.index import KnowledgeIndex, KnowledgeIndexError
+    from pipelines.rag.backend import Index, open_index
+    from pipelines.rag.index import KnowledgeIndexError
     from pipelines.rag.retrieval import Context, index_documents, retrieve
     from pipelines.settings import get_settings
     from pipelines.styles import STYLE_HEADER, Style, StyleRegistry, with_context
@@ -210,7 +211,7 @@ class Summarizer:
         self.styles = styles
         ner_dir = resolve(type(self).ner).path if settings.redact_ner_model else None
         self.inputs = InputPipeline.from_settings(settings, ner_dir)
-        self._index: KnowledgeIndex | None = None
+        self._index: Index | None = None
         self._index_lock = asyncio.Lock()
         self.preparer = DocumentPreparer(self.inputs, self.styles)
         self.database = open_database(settings)  # None: SQLite and FAISS files on this replica's disk
@@ -286,14 +287,15 @@ class Summarizer:
         vectors = await self._call(lambda: self.model.to_async.embed(texts))
         return np.asarray(vectors, dtype=np.float32)
 
-    async def _knowledge(self) -> KnowledgeIndex:
+    async def _knowledge(self) -> Index:
         """Opened on first use: the index records the encoder, which the model service knows."""
         async with self._index_lock:
             if self._index is None:
                 info = await self._call(lambda: self.model.to_async.encoder_info())
                 index = await asyncio.to_thread(
-                    KnowledgeIndex, settings.rag_dir, info["tag"], int(info["dim"]), store=settings.rag_store,
-                    qdrant_location=settings.rag_qdrant_location, chunk_words=settings.rag_chunk_words,
+                    open_index, self.database or settings.rag_dir, info["tag"], int(info["dim"]),
+                    store=settings.rag_store, qdrant_location=settings.rag_qdrant_location,
+                    chunk_words=settings.rag_chunk_words,
                 )  # fmt: skip
                 try:
                     await asyncio.to_thread(index.check)
@@ -304,7 +306,7 @@ class Summarizer:
             return self._index
 
     async def _summarize(
-        self, ctx: bentoml.Context, text: str, format: Format, with_rag: KnowledgeIndex | None = None, top_k: int = 0
+        self, ctx: bentoml.Context, text: str, format: Format, with_rag: Index | None = None, top_k: int = 0
     ) -> tuple[PreparedText, Style, ItemOutcome, Timing, Context | None]:
         """Resolve the style, prepare the text, retrieve context when asked, call the model."""
         started = time.perf_counter()

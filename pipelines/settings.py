@@ -148,6 +148,15 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _check_one_index_backend(self) -> Settings:
+        if self.database_url is not None and self.rag_store != "faiss":
+            raise ValueError(
+                f"rag_store={self.rag_store} keeps the index in a folder, but database_url is set and the index lives in "
+                "PostgreSQL: unset one of them"
+            )
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,

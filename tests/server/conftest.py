@@ -122,6 +122,14 @@ def new_bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
+def replica_home(tmp_path_factory: pytest.TempPathFactory, source: Path) -> Path:
+    """Another BentoML home over the same model store (same model tags), as in a second container
+    of one Bento: a server clears the metrics folder under its home, so servers never share one."""
+    home = tmp_path_factory.mktemp("bentoml-replica-home")
+    (home / "models").symlink_to(source / "models", target_is_directory=True)
+    return home
+
+
 @pytest.fixture(scope="session")
 def bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return new_bentoml_home(tmp_path_factory)

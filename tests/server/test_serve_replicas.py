@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.fixtures.postgres import database_down, new_database
-from tests.server.conftest import Server, StartServer, new_bentoml_home, wait_for
+from tests.server.conftest import Server, StartServer, replica_home, wait_for
 from tests.server.test_serve_jobs import assert_one_line_per_id, corpus, results, status, write_jsonl
 from tests.server.test_serve_rag import DOCS, QUERIES, index_body, post
 
@@ -50,10 +50,9 @@ def with_password(url: str) -> str:
 def replicas(
     start_server: StartServer, bentoml_home: Path, database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Server, Server]:
-    """Each with a BentoML home of its own, as in two containers: a server clears the metrics
-    folder under its home when it starts, which would wipe the other's counters."""
+    """Each with a BentoML home of its own over the same model store, as in two containers."""
     a = start_server(bentoml_home, database_url=database, **REPLICA_SETTINGS)
-    b = start_server(new_bentoml_home(tmp_path_factory), database_url=database, **REPLICA_SETTINGS)
+    b = start_server(replica_home(tmp_path_factory, bentoml_home), database_url=database, **REPLICA_SETTINGS)
     return a, b
 
 
@@ -88,7 +87,7 @@ def test_documents_indexed_through_one_replica_are_cited_through_the_other(repli
     report = post(a, "/rag/index", index_body())
     assert report.status_code == 200, report.text
     listed = post(b, "/rag/documents", {}).json()
-    assert sorted(d["id"] for d in listed["documents"]) == sorted(DOCS)
+    assert sorted(d["id"] for d in listed.get("documents", [])) == sorted(DOCS), listed
     for expected, query in QUERIES.items():
         body = post(b, "/rag", {"text": query, "top_k": 2}).json()
         assert body["citations"][0]["document_id"] == expected, body

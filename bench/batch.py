@@ -17,8 +17,10 @@ Writes bench/results/batch.json. Absolute numbers on a shared 2-core machine are
 
 3. backends (issue 18; instead of 1 and 2): the same job of `--docs` documents on one replica
    with the SQLite store and with the PostgreSQL store (a fresh database per job, made through
-   that URL's server), in the same run. Target: PostgreSQL >= 0.9x SQLite. Then the memory jobs
-   of 2. on PostgreSQL. Tiny documents by default (`--corpus tiny`): the model's work is then
+   that URL's server), in the same run. Target: PostgreSQL >= 0.9x SQLite. Then the same job on
+   two replicas of one database (submitted to one, worked by both; on 2 cores they share the
+   CPU, so this shows the cost of coordination, not a speed-up), and the memory jobs of 2. on
+   PostgreSQL (peak RSS of the one replica's tree). Tiny documents by default (`--corpus tiny`): the model's work is then
    smallest, so the store's share of the time, and any slowdown it brings, is largest.
    Writes bench/results/batch_backends.json.
 """
@@ -194,6 +196,20 @@ def one_job(home: Path, data: Path, jobs_dir: Path, file_name: str, database_url
         server.stop()
 
 
+def two_replicas(home: Path, data: Path, root: Path, file_name: str, database_url: str) -> dict[str, Any]:
+    """One job on two replicas of one database (each with a BentoML home over the same model store)."""
+    other_home = root / "home-replica"
+    other_home.mkdir()
+    (other_home / "models").symlink_to(home / "models", target_is_directory=True)
+    first = Server(home, data, root / "jobs-two-a", database_url)
+    second = Server(other_home, data, root / "jobs-two-b", database_url)
+    try:
+        return first.run_job(file_name)
+    finally:
+        first.stop()
+        second.stop()
+
+
 def compare_backends(args: argparse.Namespace) -> None:
     """3. in the docstring: SQLite against PostgreSQL on one replica, then memory on PostgreSQL."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -211,6 +227,10 @@ def compare_backends(args: argparse.Namespace) -> None:
             postgres = one_job(home, data, root / "jobs-postgres", "jobs.jsonl", url)
         ratio = postgres["docs_per_s"] / sqlite["docs_per_s"]
         print(f"PostgreSQL job of {args.docs}: {postgres['docs_per_s']} docs/s = {ratio:.2f}x SQLite; {postgres}", flush=True)
+        with fresh_database(args.database_url) as url:
+            two = two_replicas(home, data, root, "jobs.jsonl", url)
+        two_ratio = two["docs_per_s"] / postgres["docs_per_s"]
+        print(f"two replicas, one job of {args.docs}: {two['docs_per_s']} docs/s = {two_ratio:.2f}x one replica; {two}", flush=True)
         memory = {}
         for n in args.memory_docs:
             write_corpus(data / f"tiny-{n}.jsonl", n, tiny_sentences(), (1, 2), seed=2)
@@ -221,7 +241,8 @@ def compare_backends(args: argparse.Namespace) -> None:
     growth = memory[sizes[-1]]["peak_rss_mib"] / memory[sizes[0]]["peak_rss_mib"] if len(sizes) > 1 else 1.0
     print(f"PostgreSQL peak RSS {sizes[-1]} vs {sizes[0]} documents: {growth:.3f}x")
     result = {"corpus": args.corpus, "docs": args.docs, "sqlite": sqlite, "postgres": postgres, "ratio": round(ratio, 3),
-              "memory": memory, "memory_growth": round(growth, 3)}  # fmt: skip
+              "two_replicas": two, "two_replicas_ratio": round(two_ratio, 3), "memory": memory,
+              "memory_growth": round(growth, 3)}  # fmt: skip
     out = REPO / "bench" / "results" / "batch_backends.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out.relative_to(REPO)}: the figures of docs/scaling.md")

@@ -246,23 +246,25 @@ class PostgresJobStore:
             JOBS.labels(status=status).inc()
 
     def claim(self, job_id: str, limit: int) -> list[Claimed]:
-        """Up to `limit` documents in input order: pending and due, or claimed under a lease that expired."""
+        """Up to `limit` documents in input order: claims whose lease expired (a replica died)
+        first, then pending ones that are due. One statement per state, so each walks the
+        (job, status, line) index instead of every finished document of a large job."""
+        rows: list[tuple[Any, ...]] = []
         with self.db.connection() as conn:
-            rows = conn.execute(
-                f"""
-                WITH picked AS (
-                    SELECT doc_id FROM job_documents
-                    WHERE job_id = %(job)s AND (
-                        (status = 'pending' AND next_attempt_at <= {NOW})
-                        OR (status = 'running' AND lease_until < {NOW}))
-                    ORDER BY line LIMIT %(limit)s
-                    FOR UPDATE SKIP LOCKED)
-                UPDATE job_documents d SET status = 'running', owner = %(owner)s, lease_until = {NOW} + %(lease)s
-                FROM picked WHERE d.job_id = %(job)s AND d.doc_id = picked.doc_id
-                RETURNING d.doc_id, d.line, d.attempts, d.body
-                """,
-                {"job": job_id, "limit": limit, "owner": self.owner, "lease": self.lease_s},
-            ).fetchall()
+            for due in (f"status = 'running' AND lease_until < {NOW}", f"status = 'pending' AND next_attempt_at <= {NOW}"):
+                if len(rows) >= limit:
+                    break
+                rows += conn.execute(
+                    f"""
+                    WITH picked AS (
+                        SELECT doc_id FROM job_documents WHERE job_id = %(job)s AND {due}
+                        ORDER BY line LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+                    UPDATE job_documents d SET status = 'running', owner = %(owner)s, lease_until = {NOW} + %(lease)s
+                    FROM picked WHERE d.job_id = %(job)s AND d.doc_id = picked.doc_id
+                    RETURNING d.doc_id, d.line, d.attempts, d.body
+                    """,
+                    {"job": job_id, "limit": limit - len(rows), "owner": self.owner, "lease": self.lease_s},
+                ).fetchall()
         return sorted((Claimed(doc_id, line, 0, 0, attempts, body) for doc_id, line, attempts, body in rows), key=lambda c: c.line)
 
     def renew(self, job_id: str) -> None:

@@ -163,7 +163,7 @@ class PostgresIndex:
                 "JOIN rag_documents d ON d.id = c.document_id WHERE d.generation > %s ORDER BY c.id",
                 [since],
             )
-            for chunk_id, doc_id, position, heading, text, vector in cur:
+            for chunk_id, doc_id, position, heading, text, vector in cur.fetchall():  # one call, not one per row
                 if len(vector) != self.dim * _FLOAT.itemsize:
                     raise IndexCorrupt(
                         f"chunk {chunk_id} of {doc_id!r} in {self.db.shown} holds {len(vector)} bytes, not {self.dim} "
@@ -248,7 +248,9 @@ class PostgresIndex:
                 "INSERT INTO rag_documents (id, hash, metadata, indexed_at, chunk_words, generation) VALUES (%s, %s, %s, %s, %s, %s)",
                 [(d.id, content_hash(d), Jsonb(d.metadata), now, self.chunk_words, generation) for d in plan.documents],
             )
-            with cur.copy("COPY rag_chunks (id, document_id, position, heading, text, vector) FROM STDIN") as copy:
+            # Binary: vectors go as raw bytes, not hex text that doubles their size.
+            with cur.copy("COPY rag_chunks (id, document_id, position, heading, text, vector) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["bigint", "text", "integer", "text", "text", "bytea"])
                 for chunk_id, chunk, vector in zip(range(first, first + len(plan.chunks)), plan.chunks, rows, strict=True):
                     copy.write_row((chunk_id, chunk.document_id, chunk.index, chunk.heading, chunk.text, vector.astype(_FLOAT).tobytes()))
         conn.execute(

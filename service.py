@@ -67,6 +67,9 @@ InputPipeline.check_settings(settings)
 log = configure_logging(settings.log_format, settings.log_level)
 tokens = TokenStore(file=settings.auth_tokens_file, inline=settings.auth_tokens)
 check_auth(settings, tokens, log)
+# Migrated at import too, so a database newer than this code (SchemaTooNew) stops `bentoml serve`
+# with its message instead of failing every worker start; one that is down is only a warning.
+database = open_database(settings)
 
 
 @bentoml.service(
@@ -214,7 +217,7 @@ class Summarizer:
         self._index: Index | None = None
         self._index_lock = asyncio.Lock()
         self.preparer = DocumentPreparer(self.inputs, self.styles)
-        self.database = open_database(settings)  # None: SQLite and FAISS files on this replica's disk
+        self.database = database  # None: SQLite and FAISS files on this replica's disk
         store = open_job_store(settings, self.database)
         policy = RetryPolicy(settings.jobs_max_attempts, settings.jobs_retry_backoff_s, settings.jobs_retry_backoff_max_s)
         self.runner = JobRunner(

@@ -3,12 +3,13 @@ other knows. Documents indexed through A are cited through B; a job submitted th
 worked by both, survives A's SIGKILL and a database restart with one result line per id; a cancel
 through B stops A; a replica started while the database is down serves /summarize and answers
 503 with Retry-After on the routes that need the database, until it is back. The URL's password
-appears in no log, metric or error body.
+appears in no log, metric or error body. A database migrated by a newer release stops the start.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +17,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import psycopg
 import pytest
 
+from pipelines.postgres.migrations import head
 from tests.fixtures.postgres import database_down, new_database
-from tests.server.conftest import Server, StartServer, replica_home, wait_for
+from tests.server.conftest import BIN, REPO, Server, StartServer, base_env, free_port, replica_home, wait_for
 from tests.server.test_serve_jobs import assert_one_line_per_id, corpus, results, status, write_jsonl
 from tests.server.test_serve_rag import DOCS, QUERIES, index_body, post
 
@@ -167,3 +170,20 @@ def test_a_replica_started_while_the_database_is_down_serves_and_recovers(
         # Allowed again: the same replica recovers by itself, no restart.
         wait_for(lambda: httpx.get(f"{server.url}/jobs", timeout=30).status_code == 200, timeout_s=30)
         assert post(server, "/rag/documents", {}).status_code == 200
+
+
+def test_a_database_newer_than_the_code_stops_the_start_naming_both_revisions(
+    bentoml_home: Path, postgres_server: str, tmp_path: Path
+) -> None:
+    with new_database(postgres_server) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+            conn.execute("INSERT INTO alembic_version VALUES ('9999')")
+        env = {**base_env(bentoml_home), "SUMMARIZER_DATABASE_URL": with_password(url), "SUMMARIZER_JOBS_DIR": str(tmp_path)}
+        done = subprocess.run(
+            [str(BIN / "bentoml"), "serve", "service:Summarizer", "--host", "127.0.0.1", "--port", str(free_port())],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode != 0
+    assert f"revision '9999', which this release does not know (its newest is '{head()}')" in done.stderr + done.stdout
+    assert PASSWORD not in done.stderr + done.stdout

@@ -1,7 +1,8 @@
-"""PostgreSQL, the state many replicas share (issue 18, in progress): the database URL and its
-faults (`connection`), and the versioned schema (`migrations`: Alembic revisions under
-`migrations/versions/`, applied at start-up under an advisory lock; a database newer than the
-code is refused). The job store and the knowledge index build their PostgreSQL backends on it.
+"""PostgreSQL, the state many replicas share: the database URL and its faults (`connection`), the
+connection pool the job store and the knowledge index share (`pool`), and the versioned schema
+(`migrations`: Alembic revisions under `migrations/versions/`, applied at start-up under an
+advisory lock; a database newer than the code is refused). The job store
+(`pipelines.jobs.postgres`) and the knowledge index (`pipelines.rag.postgres`) build on it.
 
 May import: only the shared modules.
 """

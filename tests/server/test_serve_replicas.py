@@ -99,6 +99,28 @@ def test_documents_indexed_through_one_replica_are_cited_through_the_other(repli
     assert cited and all(c["document_id"] != "shipping/delivery.txt" for c in cited)
 
 
+def test_a_database_that_refuses_writes_is_a_507(replicas: tuple[Server, Server], database: str, tmp_path: Path) -> None:
+    a = replicas[0]
+    with psycopg.connect(database, autocommit=True) as conn:
+        # What PostgreSQL raises when it cannot extend a file (SQLSTATE 53100).
+        conn.execute(
+            "CREATE FUNCTION full_disk() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$"
+        )
+        for table in ("jobs", "rag_chunks"):
+            conn.execute(f"CREATE TRIGGER disk_is_full BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION full_disk()")
+    try:
+        path = write_jsonl(tmp_path / "in.jsonl", corpus(3, seed=10))
+        refused = httpx.post(f"{a.url}/jobs", content=path.read_bytes(), headers={"Content-Type": "application/x-ndjson"}, timeout=60)
+        assert refused.status_code == 507 and refused.json()["error"]["type"] == "StorageFull", refused.text
+        new_doc = {"documents": [{"id": "full/disk.md", "text": "A page written while the disk was full."}]}
+        assert post(a, "/rag/index", new_doc).status_code == 507
+    finally:
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute("DROP FUNCTION full_disk() CASCADE")
+    assert httpx.get(f"{a.url}/jobs", timeout=30).json()["jobs"] == []  # nothing half-written
+
+
 def test_a_cancel_through_one_replica_stops_the_others_work(replicas: tuple[Server, Server], tmp_path: Path) -> None:
     a, b = replicas
     job_id = submit(a, tmp_path, corpus(JOB_DOCUMENTS, seed=11))

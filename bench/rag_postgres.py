@@ -19,35 +19,19 @@ import statistics
 import tempfile
 import time
 import tracemalloc
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
-import psycopg
-from psycopg import sql
 
 from pipelines.postgres.pool import Database
 from pipelines.rag.backend import Index, open_index
 from pipelines.rag.index import Document
+from tests.fixtures.postgres import new_database
 
 REPO = Path(__file__).resolve().parents[1]
 TAG = "bench-encoder"
 CHUNKS_PER_DOCUMENT = 10
-
-
-@contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    name = f"bench_rag_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlsplit(admin_url)._replace(path=f"/{name}").geturl()
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def documents(n_chunks: int, version: int = 0) -> list[Document]:
@@ -119,7 +103,7 @@ def main() -> None:
     vectors_mb = chunks * args.dim * 4 / 1e6
     with tempfile.TemporaryDirectory() as folder:
         files = measure(lambda: open_index(Path(folder), TAG, args.dim), docs, args.dim, np.random.default_rng(1))
-    with scratch_database(args.admin_url) as url:
+    with new_database(args.admin_url) as url:
         databases: list[Database] = []
 
         def replica() -> Index:

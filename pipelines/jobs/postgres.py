@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,8 @@ class PostgresJobStore:
         self.max_line_bytes = max_line_bytes
         self.lease_s = lease_s
         self.owner = f"{secrets.token_hex(6)}"  # this process's claims; a restart is a new owner
+        self._after: dict[str, int] = {}  # per job, the last line this store claimed
+        self._expiry_check_at = 0.0  # monotonic time of the next look for expired leases
 
     def close(self) -> None:
         """The pool is the service's (the index shares it): nothing of its own to release."""
@@ -109,6 +112,11 @@ class PostgresJobStore:
                 for line, doc_id, first in duplicates:
                     copy.write_row((job_id, line, duplicate(doc_id, first)))
             conn.execute("UPDATE jobs SET total = %s, invalid = %s WHERE id = %s", (total, invalid + len(duplicates), job_id))
+        with self.db.connection() as conn:
+            # Fresh statistics for the new rows: without them the planner takes the job's
+            # documents for a handful and sorts every pending one at each claim (65 ms at 100k,
+            # instead of walking the index for 32).
+            conn.execute("ANALYZE job_documents")
         if input_path.parent == self.inputs:
             input_path.unlink(missing_ok=True)  # the lines are in the database now
         JOBS.labels(status="submitted").inc()
@@ -246,12 +254,25 @@ class PostgresJobStore:
             JOBS.labels(status=status).inc()
 
     def claim(self, job_id: str, limit: int) -> list[Claimed]:
-        """Up to `limit` documents in input order: claims whose lease expired (a replica died)
-        first, then pending ones that are due. One statement per state, so each walks the
-        (job, status, line) index instead of every finished document of a large job."""
+        """Up to `limit` documents in input order: claims whose lease expired (a replica died),
+        then pending ones that are due.
+
+        Cheap at any job size: each finished document leaves dead index entries behind it until
+        VACUUM, so a scan from the job's first line would grow with the work done. Expired
+        leases are looked for only every third of a lease, and pending documents after the last
+        line this store claimed first, from the start only when that finds too few (retries and
+        released claims, near the end of the job).
+        """
         rows: list[tuple[Any, ...]] = []
+        after = self._after.get(job_id, 0)
+        passes = [f"status = 'pending' AND next_attempt_at <= {NOW} AND line > {int(after)}"]
+        if after:
+            passes.append(f"status = 'pending' AND next_attempt_at <= {NOW}")
+        if time.monotonic() >= self._expiry_check_at:
+            self._expiry_check_at = time.monotonic() + self.lease_s / 3
+            passes.insert(0, f"status = 'running' AND lease_until < {NOW}")
         with self.db.connection() as conn:
-            for due in (f"status = 'running' AND lease_until < {NOW}", f"status = 'pending' AND next_attempt_at <= {NOW}"):
+            for due in passes:
                 if len(rows) >= limit:
                     break
                 rows += conn.execute(
@@ -265,7 +286,10 @@ class PostgresJobStore:
                     """,
                     {"job": job_id, "limit": limit - len(rows), "owner": self.owner, "lease": self.lease_s},
                 ).fetchall()
-        return sorted((Claimed(doc_id, line, 0, 0, attempts, body) for doc_id, line, attempts, body in rows), key=lambda c: c.line)
+        claimed = sorted((Claimed(doc_id, line, 0, 0, attempts, body) for doc_id, line, attempts, body in rows), key=lambda c: c.line)
+        if claimed:
+            self._after[job_id] = max(after, claimed[-1].line)
+        return claimed
 
     def renew(self, job_id: str) -> None:
         """Extend this store's leases in the job: it is still working on them."""

@@ -73,3 +73,18 @@ def test_redaction_settings_from_json_environment(monkeypatch: pytest.MonkeyPatc
     assert settings.redact_patterns == {"EMPLOYEE_ID": r"\bEMP-\d{6}\b"}
     assert settings.footer_patterns == ["^Sent via .*$"]
     assert settings.redact is False
+
+
+def test_the_database_url_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUMMARIZER_DATABASE_URL", "postgresql://app:hunter2-db@db:5432/summarizer")
+    settings = Settings()
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value().endswith("@db:5432/summarizer")
+    assert "hunter2-db" not in repr(settings) and "hunter2-db" not in str(settings.model_dump())
+
+
+def test_a_qdrant_index_and_a_database_are_refused_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUMMARIZER_DATABASE_URL", "postgresql://app@db/summarizer")
+    monkeypatch.setenv("SUMMARIZER_RAG_STORE", "qdrant")
+    with pytest.raises(ValidationError, match="database_url is set and the index lives in PostgreSQL"):
+        Settings()

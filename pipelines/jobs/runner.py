@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from pipelines.batch.core import BatchDocument, BatchResult
-from pipelines.errors import NotReady, StorageError
+from pipelines.errors import NotFound, NotReady, StorageError
 from pipelines.jobs.database import JobStoreCorrupt
 from pipelines.jobs.records import Claimed, Job, JobStorage, RetryPolicy
 from pipelines.observe.traces import tracer
@@ -134,7 +134,7 @@ class JobRunner:
         in_flight: set[asyncio.Task[None]] = set()
         last_log = last_renew = time.monotonic()
         try:
-            while await asyncio.to_thread(self.store.job_status, job.id) == "running":
+            while await self._still_running(job.id):
                 if len(in_flight) < self.concurrency:
                     claimed = await asyncio.to_thread(self.store.claim, job.id, self.batch_documents)
                     if claimed:
@@ -167,8 +167,19 @@ class JobRunner:
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)
 
+    async def _still_running(self, job_id: str) -> bool:
+        """False once the job is cancelled or finished, or deleted (another replica may delete a
+        job this one was helping with, right after cancelling it)."""
+        try:
+            return await asyncio.to_thread(self.store.job_status, job_id) == "running"
+        except NotFound:
+            return False
+
     async def _log_progress(self, job_id: str) -> None:
-        s = await asyncio.to_thread(self.store.status, job_id)
+        try:
+            s = await asyncio.to_thread(self.store.status, job_id)
+        except NotFound:
+            return
         log.info(
             "job %s: %d done, %d failed of %d (%.1f%%), %.2f docs/s, eta %s s",
             job_id, s["done"], s["failed"], s["total"], s["percent"], s["rate_docs_per_s"], s["eta_s"],

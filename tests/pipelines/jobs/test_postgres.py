@@ -192,3 +192,22 @@ async def test_two_runners_finish_one_job_through_a_database_restart(db: Databas
     ids = result_ids(stores[0], job_id)
     assert ids == [f"d{i}" for i in range(120)]  # input order, no gap, no duplicate
     assert all(sum(s.calls.values()) > 0 for s in summarizers)  # both replicas did work
+
+
+@pytest.mark.anyio
+async def test_a_job_deleted_through_another_replica_stops_this_runner_quietly(
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker, other = replica(db, tmp_path), replica(db, tmp_path)
+    job_id = submit(worker, 200)
+    slow = FakeSummarizer()
+    slow.before = lambda batch: asyncio.sleep(0.1)  # type: ignore[method-assign]
+    runner = JobRunner(worker, slow, batch_documents=4, concurrency=1, poll_s=0.1)
+    task = asyncio.create_task(runner.run_job(worker.get(job_id)))
+    while slow.batches < 2:
+        await asyncio.sleep(0.02)
+    other.cancel(job_id)
+    other.delete(job_id)
+    await asyncio.wait_for(task, 10)  # returns: no error, no traceback
+    assert "runner error" not in caplog.text
+    assert worker.all() == []

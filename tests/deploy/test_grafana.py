@@ -30,3 +30,11 @@ def test_every_query_names_an_exported_metric() -> None:
     assert ours <= exported, ours - exported
     assert queried - ours <= BENTOML, (queried - ours) - BENTOML
     assert {"summarizer_documents_total", "summarizer_stage_seconds", "summarizer_auth_failures_total"} <= ours
+
+
+def test_services_are_told_apart_by_runner_name() -> None:
+    """In a built Bento BentoML labels both services' metrics with the Bento's name as
+    `service_name`; only `runner_name` says which service it is (from source both agree)."""
+    text = DASHBOARD.read_text()
+    assert "service_name" not in text
+    assert 'runner_name=\\"summarizer\\"' in text

@@ -34,7 +34,7 @@ with bentoml.importing():
     from pipelines.engines.device import set_threads
     from pipelines.engines.factory import build_encoder, build_engine
     from pipelines.engines.grouping import dispatcher_tick_s
-    from pipelines.errors import NotReady, Overloaded, SummarizerError
+    from pipelines.errors import SummarizerError
     from pipelines.http.drain import stop_after
     from pipelines.http.gateway import ModelHealth, call_model
     from pipelines.http.middleware import BodySizeLimit, ConcurrencyLimit, ErrorShape, MediaTypeCheck
@@ -183,7 +183,7 @@ class RagInput(bentoml.IODescriptor):
 
 def error_response(ctx: bentoml.Context, err: SummarizerError) -> JSONResponse:
     """The one place errors become HTTP. BentoML overwrites the status with ctx's, so set both."""
-    headers = {"Retry-After": str(settings.retry_after_s)} if isinstance(err, (Overloaded, NotReady)) else {}
+    headers = err.headers(settings.retry_after_s)
     ctx.response.status_code = err.status_code
     for name, value in headers.items():
         ctx.response.headers[name] = value

@@ -11,7 +11,8 @@
     ├── Conflict (409)           the resource is not in a state that allows this (cancel a finished job)
     ├── InputTooLarge (413)      text or body over the configured limit
     ├── Overloaded (429)         shed at once, with Retry-After, instead of queueing
-    ├── NotReady (503)           the model service is not up (yet)
+    ├── NotReady (503)           the model service is not up (yet), with Retry-After
+    │   └── postgres.connection.DatabaseUnavailable  PostgreSQL does not answer (jobs, RAG)
     ├── UpstreamTimeout (504)    the model did not answer within the request timeout
     ├── ModelError (500)         the model failed on this item; message is safe to show
     ├── StorageError (503)       the volume under the job store or the index failed (I/O error)
@@ -20,8 +21,9 @@
     ├── jobs.database.JobStoreCorrupt (503)  the job store's database is damaged
     └── ConfigError (-)          bad configuration, raised at start-up only
 
-Errors become JSON responses in exactly one place (`service.py`); a 5xx body never echoes
-internals, only the class's public message.
+Errors become JSON responses in `service.py` (and, for the `/jobs` app, in `pipelines.jobs.app`),
+both through `to_payload` and `headers`; a 5xx body never echoes internals, only the class's
+public message. `retry_later` marks the errors whose response says when to come back.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import errno
 class SummarizerError(Exception):
     status_code: int = 500
     public_message: str | None = "internal error"
+    retry_later: bool = False  # the same call may succeed soon: the response says when (Retry-After)
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message or (self.public_message or ""))
@@ -41,6 +44,10 @@ class SummarizerError(Exception):
         """The JSON body clients see. 5xx keep a fixed message unless the class allows detail."""
         message = self.message if self.status_code < 500 or self.public_message is None else self.public_message
         return {"error": {"type": type(self).__name__, "message": message, "status": self.status_code}}
+
+    def headers(self, retry_after_s: int) -> dict[str, str]:
+        """The response headers this error carries wherever it becomes HTTP."""
+        return {"Retry-After": str(retry_after_s)} if self.retry_later else {}
 
 
 class BadInput(SummarizerError):
@@ -72,11 +79,13 @@ class InputTooLarge(SummarizerError):
 class Overloaded(SummarizerError):
     status_code = 429
     public_message = None
+    retry_later = True
 
 
 class NotReady(SummarizerError):
     status_code = 503
     public_message = "the model service is not ready; retry shortly"
+    retry_later = True
 
 
 class UpstreamTimeout(SummarizerError):

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pipelines.errors import BadInput, InputTooLarge, NotReady, SummarizerError, storage_error
+from pipelines.errors import BadInput, InputTooLarge, SummarizerError, storage_error
 from pipelines.jobs.records import JobStorage
 from pipelines.styles import STYLE_HEADER, StyleRegistry
 
@@ -59,9 +59,9 @@ def _json_errors(handler: Callable[[Request, JobsBackend], Awaitable[Response]],
             return await handler(request, backend)
         except SummarizerError as err:
             # A refused upload stops being read: close, or the server reads the rest to keep alive.
-            headers = {"Connection": "close"} if isinstance(err, InputTooLarge) else {}
-            if isinstance(err, NotReady):
-                headers["Retry-After"] = str(backend.retry_after_s)
+            headers = err.headers(backend.retry_after_s)
+            if isinstance(err, InputTooLarge):
+                headers["Connection"] = "close"
             return JSONResponse(err.to_payload(), status_code=err.status_code, headers=headers)
         except Exception as exc:
             log.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)

@@ -1,6 +1,16 @@
 from __future__ import annotations
 
-from pipelines.errors import BadInput, ModelError, NotReady, UnknownStyle, from_payload
+from pipelines.errors import (
+    BadInput,
+    ModelError,
+    NotReady,
+    Overloaded,
+    StorageFull,
+    SummarizerError,
+    UnknownStyle,
+    from_payload,
+)
+from pipelines.postgres.connection import DatabaseUnavailable
 
 
 def test_client_errors_show_their_message() -> None:
@@ -21,3 +31,10 @@ def test_errors_round_trip_as_data() -> None:
     assert type(from_payload("UnknownStyle", "x")) is BadInput
     assert isinstance(from_payload("SomethingElse", "x"), ModelError)
     assert UnknownStyle("x", ["b", "a"]).valid == ["a", "b"]
+
+
+def test_only_errors_worth_retrying_soon_say_when() -> None:
+    for err in (Overloaded("busy"), NotReady(), DatabaseUnavailable("down")):
+        assert err.headers(7) == {"Retry-After": "7"}
+    for other in (BadInput("x"), ModelError(), StorageFull("full"), SummarizerError()):
+        assert other.headers(7) == {}

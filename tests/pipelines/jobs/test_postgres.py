@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +16,13 @@ import pytest
 from pipelines.batch.core import BatchResult
 from pipelines.errors import Overloaded
 from pipelines.jobs.postgres import PostgresJobStore
-from pipelines.jobs.records import Claimed, RetryPolicy
+from pipelines.jobs.records import Claimed, JobStorage, RetryPolicy
 from pipelines.jobs.runner import JobRunner
 from pipelines.postgres.connection import DatabaseUnavailable
 from pipelines.postgres.pool import Database
 from tests.fixtures.postgres import database_down
 from tests.pipelines.jobs.test_runner import FakeSummarizer
+from tests.pipelines.jobs.test_store import claim_at_once
 
 pytestmark = pytest.mark.postgres
 
@@ -54,19 +54,9 @@ def result_ids(store: PostgresJobStore, job_id: str) -> list[str]:
 
 
 def test_replicas_claiming_at_once_split_the_documents_without_overlap(db: Database, tmp_path: Path) -> None:
-    stores = [replica(db, tmp_path) for _ in range(3)]
-    job_id = submit(stores[0], 300)
-    taken: list[list[str]] = [[] for _ in stores]
-
-    def claimer(k: int) -> None:
-        while batch := stores[k].claim(job_id, 9):
-            taken[k] += [c.doc_id for c in batch]
-
-    threads = [threading.Thread(target=claimer, args=(k,)) for k in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    stores: list[JobStorage] = [replica(db, tmp_path) for _ in range(3)]
+    job_id = submit(replica(db, tmp_path), 300)
+    taken = claim_at_once(stores, job_id, 9)
     everything = [d for part in taken for d in part]
     assert sorted(everything) == sorted(f"d{i}" for i in range(300)) and all(taken)
 

@@ -224,20 +224,25 @@ def test_claims_come_in_line_order_and_never_twice(store: JobStorage) -> None:
     assert store.get(job_id).counts == {"running": 10}
 
 
-def test_concurrent_claimers_split_the_documents_without_overlap(store: JobStorage) -> None:
-    job_id = submit(store, [line(f"d{i}") for i in range(120)])
-    taken: list[list[str]] = [[] for _ in range(4)]
+def claim_at_once(stores: list[JobStorage], job_id: str, batch: int, timeout_s: float = 60.0) -> list[list[str]]:
+    """One thread per store claiming batches until none is left; the ids each one got."""
+    taken: list[list[str]] = [[] for _ in stores]
 
     def claimer(k: int) -> None:
-        while batch := store.claim(job_id, 7):
-            taken[k] += [c.doc_id for c in batch]
+        while claimed := stores[k].claim(job_id, batch):
+            taken[k] += [c.doc_id for c in claimed]
 
-    threads = [threading.Thread(target=claimer, args=(k,)) for k in range(4)]
+    threads = [threading.Thread(target=claimer, args=(k,)) for k in range(len(stores))]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=30)
-    everything = [d for part in taken for d in part]
+        t.join(timeout=timeout_s)
+    return taken
+
+
+def test_concurrent_claimers_split_the_documents_without_overlap(store: JobStorage) -> None:
+    job_id = submit(store, [line(f"d{i}") for i in range(120)])
+    everything = [d for part in claim_at_once([store] * 4, job_id, 7) for d in part]
     assert sorted(everything) == sorted(f"d{i}" for i in range(120)) and len(everything) == 120
 
 

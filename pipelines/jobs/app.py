@@ -59,6 +59,8 @@ def _json_errors(handler: Callable[[Request, JobsBackend], Awaitable[Response]],
             return await handler(request, backend)
         except SummarizerError as err:
             # A refused upload stops being read: close, or the server reads the rest to keep alive.
+            # BodySizeLimit (pipelines/http/middleware.py), around this app, discards the rest of
+            # the body (bounded) before this answer goes out, so a client still writing gets it.
             headers = err.headers(backend.retry_after_s)
             if isinstance(err, InputTooLarge):
                 headers["Connection"] = "close"

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -11,7 +13,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from pipelines.http.middleware import BodySizeLimit, ConcurrencyLimit, ErrorShape, MediaTypeCheck, reshape_error
+from pipelines.http.middleware import (
+    DISCARD_MAX_BYTES,
+    ASGIApp,
+    BodySizeLimit,
+    ConcurrencyLimit,
+    ErrorShape,
+    MediaTypeCheck,
+    Message,
+    discard_body,
+    reshape_error,
+)
 
 
 async def echo(request: Request) -> JSONResponse:
@@ -54,6 +66,184 @@ async def test_streamed_large_body_is_413() -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# -- discarding the unread body before an answer that closes the connection ---------------------
+
+
+class Peer:
+    """The client end of a plain ASGI call: a body of `chunks` chunks of `size` bytes (None: one
+    that never ends), and a log of what the app read and sent, in order."""
+
+    def __init__(self, chunks: int | None, size: int = 1000) -> None:
+        self.left, self.size = chunks, size
+        self.read = 0
+        self.log: list[str] = []
+        self.sent: list[Message] = []
+
+    async def receive(self) -> Message:
+        assert self.left != 0, "read after the end of the body"  # a server would wait for a disconnect here
+        if self.left is not None:
+            self.left -= 1
+        self.read += self.size
+        self.log.append("read")
+        return {"type": "http.request", "body": b"x" * self.size, "more_body": self.left != 0}
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+        if message["type"] == "http.response.start":
+            self.log.append(f"answer {message['status']}")
+
+    def answer(self) -> tuple[int, dict[bytes, bytes], dict[str, Any]]:
+        start, body = self.sent
+        return start["status"], dict(start["headers"]), json.loads(body["body"])
+
+
+def http_scope(headers: dict[str, str] | None = None, method: str = "POST") -> dict[str, Any]:
+    raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+            "path": "/", "raw_path": b"/", "root_path": "", "query_string": b"", "headers": raw,
+            "server": ("test", 80), "client": ("127.0.0.1", 1)}  # fmt: skip
+
+
+async def unreachable(scope: object, receive: object, send: object) -> None:
+    raise AssertionError("the app was called")
+
+
+@pytest.mark.anyio
+async def test_discard_body_reads_to_the_end() -> None:
+    peer = Peer(5)
+    assert await discard_body(peer.receive) is True
+    assert peer.read == 5000 and peer.left == 0
+
+
+@pytest.mark.anyio
+async def test_discard_body_stops_at_the_byte_bound() -> None:
+    peer = Peer(None)
+    assert await discard_body(peer.receive, max_bytes=10_000) is False
+    assert 10_000 <= peer.read <= 11_000
+
+
+@pytest.mark.anyio
+async def test_discard_body_stops_when_the_client_sends_nothing() -> None:
+    async def silent() -> Message:
+        await asyncio.Event().wait()
+        raise AssertionError
+
+    started = time.monotonic()
+    assert await discard_body(silent, idle_s=0.1) is False
+    assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.anyio
+async def test_discard_body_stops_at_the_time_bound_however_the_client_trickles() -> None:
+    async def trickle() -> Message:
+        await asyncio.sleep(0.01)
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    started = time.monotonic()
+    assert await discard_body(trickle, timeout_s=0.3, idle_s=1.0) is False
+    assert 0.25 < time.monotonic() - started < 1.0
+
+
+@pytest.mark.anyio
+async def test_discard_body_stops_when_the_client_goes_away() -> None:
+    messages: list[Message] = [{"type": "http.request", "body": b"x" * 10, "more_body": True}, {"type": "http.disconnect"}]
+
+    async def leaving() -> Message:
+        return messages.pop(0)  # a third read would fail: nothing is read after the disconnect
+
+    assert await discard_body(leaving) is True
+    assert messages == []
+
+
+@pytest.mark.anyio
+async def test_a_declared_large_body_is_read_to_its_end_before_the_413() -> None:
+    peer = Peer(5)
+    await BodySizeLimit(unreachable, max_body_bytes=100)(http_scope({"content-length": "5000"}), peer.receive, peer.send)
+    assert peer.log == ["read"] * 5 + ["answer 413"]
+    status, headers, body = peer.answer()
+    assert status == 413 and headers[b"connection"] == b"close" and body["error"] == {
+        "type": "InputTooLarge", "message": "request body is larger than the 100 byte limit", "status": 413}  # fmt: skip
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"content-length": "5000", "expect": "100-continue"},  # reading would send 100 Continue, and the client the body
+        {"content-length": str(DISCARD_MAX_BYTES + 1)},  # past the bound: the close resets it either way
+    ],
+)
+async def test_a_413_is_at_once_for_a_client_waiting_to_send_or_a_body_past_the_bound(headers: dict[str, str]) -> None:
+    peer = Peer(None)
+    await BodySizeLimit(unreachable, max_body_bytes=100)(http_scope(headers), peer.receive, peer.send)
+    assert peer.log == ["answer 413"]
+
+
+@pytest.mark.anyio
+async def test_a_streamed_body_past_the_limit_is_read_to_its_end_before_the_413() -> None:
+    peer = Peer(10, size=50)
+    app = BodySizeLimit(Starlette(routes=[Route("/", echo, methods=["POST"])]), max_body_bytes=100)
+    await app(http_scope({"transfer-encoding": "chunked"}), peer.receive, peer.send)
+    assert peer.log == ["read"] * 10 + ["answer 413"]
+    assert peer.answer()[2]["error"]["type"] == "InputTooLarge"
+
+
+@pytest.mark.anyio
+async def test_a_streamed_body_that_never_ends_is_discarded_up_to_the_bound() -> None:
+    peer = Peer(None, size=1 << 20)
+    app = BodySizeLimit(Starlette(routes=[Route("/", echo, methods=["POST"])]), max_body_bytes=100)
+    await app(http_scope({"transfer-encoding": "chunked"}), peer.receive, peer.send)
+    assert peer.log[-1] == "answer 413"
+    assert DISCARD_MAX_BYTES < peer.read <= DISCARD_MAX_BYTES + (2 << 20)
+
+
+async def refuse_after_one_chunk(request: Request) -> Response:
+    """Like the /jobs app refusing an upload: its own 413, with the rest of the body unread."""
+    async for _ in request.stream():
+        break
+    error = {"error": {"type": "InputTooLarge", "message": "line 1 is too long", "status": 413}}
+    return JSONResponse(error, 413, headers={"Connection": "close"})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("inner", "headers", "status", "message"),
+    [
+        (Starlette(routes=[Route("/", refuse_after_one_chunk, methods=["POST"])]), {}, 413, "line 1 is too long"),
+        (MediaTypeCheck(unreachable, ["/"]), {"content-type": "text/plain"}, 415,
+         "send the body as JSON with Content-Type: application/json, not 'text/plain'"),
+    ],
+)  # fmt: skip
+async def test_an_answer_from_inside_that_closes_waits_for_the_rest_of_the_body(
+    inner: ASGIApp, headers: dict[str, str], status: int, message: str
+) -> None:
+    peer = Peer(5)
+    await BodySizeLimit(inner, max_body_bytes=10_000)(http_scope({**headers, "content-length": "5000"}), peer.receive, peer.send)
+    assert peer.log == ["read"] * 5 + [f"answer {status}"]
+    got, response_headers, body = peer.answer()
+    assert (got, response_headers[b"connection"], body["error"]["message"]) == (status, b"close", message)
+
+
+async def read_all_then_close(request: Request) -> Response:
+    return JSONResponse({"size": len(await request.body())}, headers={"Connection": "close"})
+
+
+async def keep_alive_refusal(request: Request) -> Response:
+    return JSONResponse({"error": {"type": "Overloaded", "message": "busy", "status": 429}}, 429)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("endpoint", "reads"), [(read_all_then_close, 5), (keep_alive_refusal, 0)])
+async def test_nothing_more_is_read_after_the_body_ended_or_for_an_answer_that_keeps_the_connection(
+    endpoint: Callable[[Request], Awaitable[Response]], reads: int
+) -> None:
+    """Reading past the end would wait for a disconnect; a kept-alive connection is the server's to read on."""
+    peer = Peer(5)
+    app = BodySizeLimit(Starlette(routes=[Route("/", endpoint, methods=["POST"])]), max_body_bytes=10_000)
+    await app(http_scope({"content-length": "5000"}), peer.receive, peer.send)
+    assert peer.log == ["read"] * reads + [f"answer {peer.sent[0]['status']}"]
 
 
 def limited(max_in_flight: int, gate: asyncio.Event) -> tuple[ConcurrencyLimit, httpx.AsyncClient]:

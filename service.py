@@ -42,7 +42,7 @@ with bentoml.importing():
     from pipelines.jobs.runner import JobRunner, acquire_runner_lock
     from pipelines.jobs.records import RetryPolicy
     from pipelines.observe.log_format import configure_logging
-    from pipelines.observe.request_log import RequestLog
+    from pipelines.observe.request_log import RequestLog, note_style
     from pipelines.observe.stages import observe_document, stage
     from pipelines.observe.traces import batch_spans, carrier, install, tracing_config
     from pipelines.rag.backend import Index, open_index
@@ -52,6 +52,9 @@ with bentoml.importing():
     from pipelines.styles import STYLE_HEADER, Style, StyleRegistry, with_context
     from pipelines.text.normalize import Format
     from pipelines.text.prepare import InputPipeline, PreparedText
+    from pipelines.ui.app import PATH as UI_PATH
+    from pipelines.ui.app import PageConfig
+    from pipelines.ui.app import routes as ui_routes
 
 # Read at import, so bad settings or a bad styles file stop `bentoml serve` (and `bentoml build`)
 # at once with their message, instead of failing in a worker.
@@ -125,6 +128,7 @@ class SummarizerModel:
 
 # BentoML logs request-validation errors with their input; every input model hides it.
 _PRIVATE = ConfigDict(hide_input_in_errors=True)
+STYLE_FIELD = f"The style, for clients that cannot set the {STYLE_HEADER} header; both must agree when both are sent."
 
 
 class SummarizeInput(bentoml.IODescriptor):
@@ -135,6 +139,7 @@ class SummarizeInput(bentoml.IODescriptor):
 
     text: str = ""
     format: Literal["auto", "text", "html"] = "auto"
+    style: str | None = Field(None, max_length=64, description=STYLE_FIELD)
 
 
 class DocumentInput(BaseModel):
@@ -178,6 +183,7 @@ class RagInput(bentoml.IODescriptor):
 
     text: str = ""
     format: Literal["auto", "text", "html"] = "auto"
+    style: str | None = Field(None, max_length=64, description=STYLE_FIELD)
     top_k: int = Field(settings.rag_top_k, gt=0, le=50)
 
 
@@ -309,11 +315,13 @@ class Summarizer:
             return self._index
 
     async def _summarize(
-        self, ctx: bentoml.Context, text: str, format: Format, with_rag: Index | None = None, top_k: int = 0
-    ) -> tuple[PreparedText, Style, ItemOutcome, Timing, Context | None]:
+        self, ctx: bentoml.Context, text: str, format: Format, style_field: str | None,
+        with_rag: Index | None = None, top_k: int = 0,
+    ) -> tuple[PreparedText, Style, ItemOutcome, Timing, Context | None]:  # fmt: skip
         """Resolve the style, prepare the text, retrieve context when asked, call the model."""
         started = time.perf_counter()
-        style = self.styles.resolve(ctx.request.headers.get(STYLE_HEADER))
+        style = self.styles.choose(ctx.request.headers.get(STYLE_HEADER), style_field)
+        note_style(style.name)
         try:
             # CPU work off the event loop, so deadlines and other requests keep running.
             prepared = await asyncio.to_thread(self.inputs.prepare, text, format)
@@ -337,16 +345,16 @@ class Summarizer:
         return prepared, style, outcome, timing, context
 
     @bentoml.api(route="/summarize", input_spec=SummarizeInput)
-    async def summarize(self, ctx: bentoml.Context, text: str = "", format: Format = "auto") -> Any:
-        """Summarize one document. Style from the X-Summary-Style header, else the default.
+    async def summarize(self, ctx: bentoml.Context, text: str = "", format: Format = "auto", style: str | None = None) -> Any:
+        """Summarize one document. Style from the X-Summary-Style header or the `style` field, else the default.
 
         The text is normalized (HTML to main content, e-mail quotes and signatures dropped) and
         redacted before the model sees it; `format` says what it is, or `auto` detects it.
         """
 
         async def work() -> dict[str, Any]:
-            prepared, style, outcome, timing, _ = await self._summarize(ctx, text, format)
-            return SummaryResponse.build(text, prepared, style.name, outcome, outcome.unwrap(), timing).model_dump()
+            prepared, chosen, outcome, timing, _ = await self._summarize(ctx, text, format, style)
+            return SummaryResponse.build(text, prepared, chosen.name, outcome, outcome.unwrap(), timing).model_dump()
 
         return await self._guarded(ctx, work())
 
@@ -371,15 +379,18 @@ class Summarizer:
         return await self._guarded(ctx, work())
 
     @bentoml.api(route="/rag", input_spec=RagInput)
-    async def rag(self, ctx: bentoml.Context, text: str = "", format: Format = "auto", top_k: int = settings.rag_top_k) -> Any:
+    async def rag(
+        self, ctx: bentoml.Context, text: str = "", format: Format = "auto", style: str | None = None,
+        top_k: int = settings.rag_top_k,
+    ) -> Any:  # fmt: skip
         """Summarize a document in the light of the indexed documentation, citing what informed it.
 
         `timing.prepare_ms` includes retrieval here (normalize, redact, embed, search)."""
 
         async def work() -> dict[str, Any]:
             index = await self._knowledge()
-            prepared, style, outcome, timing, context = await self._summarize(ctx, text, format, index, top_k)
-            base = SummaryResponse.build(text, prepared, style.name, outcome, outcome.unwrap(), timing)
+            prepared, chosen, outcome, timing, context = await self._summarize(ctx, text, format, style, index, top_k)
+            base = SummaryResponse.build(text, prepared, chosen.name, outcome, outcome.unwrap(), timing)
             citations = [Citation.of(hit) for hit in context.hits] if context else []
             empty = await asyncio.to_thread(len, index) == 0  # may reload a newer snapshot: off the loop
             return RagResponse(**base.model_dump(), citations=citations, index_empty=empty).model_dump()
@@ -442,6 +453,10 @@ jobs_app.router.routes.append(
         styles=styles.names, auth=tokens.configured, protect_metrics=settings.auth_protect_metrics,
     )  # fmt: skip
 )
+# The playground page at /ui (pipelines/ui/): static files, open without a token.
+jobs_app.router.routes += ui_routes(
+    PageConfig(auth=tokens.configured, max_body_bytes=settings.max_body_bytes, jobs_max_upload_bytes=settings.jobs_max_upload_bytes)
+)
 # The decorator turns the class into a bentoml.Service; mypy still sees the plain class.
 # The first middleware added is the outermost: the request log sees every refusal below it.
 Summarizer.add_asgi_middleware(  # type: ignore[attr-defined]
@@ -462,4 +477,6 @@ Summarizer.add_asgi_middleware(  # type: ignore[attr-defined]
 Summarizer.add_asgi_middleware(MediaTypeCheck, json_paths=[api.route for api in Summarizer.apis.values()])  # type: ignore[attr-defined]
 Summarizer.add_asgi_middleware(ErrorShape)  # type: ignore[attr-defined]
 if tokens.configured:
-    Summarizer.add_asgi_middleware(TokenAuth, store=tokens, protect_metrics=settings.auth_protect_metrics)  # type: ignore[attr-defined]
+    Summarizer.add_asgi_middleware(  # type: ignore[attr-defined]
+        TokenAuth, store=tokens, protect_metrics=settings.auth_protect_metrics, open_prefixes=[UI_PATH]
+    )

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipelines.errors import ConfigError, UnknownStyle
+from pipelines.errors import BadInput, ConfigError, UnknownStyle
 
 BUILTIN_STYLES_FILE = Path(__file__).with_name("styles.yaml")
 STYLE_HEADER = "X-Summary-Style"
@@ -183,6 +183,20 @@ class StyleRegistry:
         if header_value is None or not header_value.strip():
             return self._styles[self.default]
         return self.get(header_value.strip().lower())
+
+    def choose(self, header_value: str | None, body_value: str | None) -> Style:
+        """A request's style: the X-Summary-Style header or the body's `style` field (for clients
+        that cannot set headers), else the default. Both may be sent only if they name the same
+        style: a silent winner would summarize in a style one of the two senders did not ask for
+        (a proxy or a client default adding the header, say)."""
+        header = self.resolve(header_value) if header_value and header_value.strip() else None
+        body = self.resolve(body_value) if body_value and body_value.strip() else None
+        if header is not None and body is not None and header.name != body.name:
+            raise BadInput(
+                f"the {STYLE_HEADER} header asks for {header.name!r} and the body's style field for "
+                f"{body.name!r}; send one of them, or the same style in both"
+            )
+        return header or body or self._styles[self.default]
 
 
 def with_context(style: Style, hits: Sequence[HasText]) -> Style:

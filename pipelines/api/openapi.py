@@ -45,6 +45,10 @@ JSON = "application/json"
 NDJSON = "application/x-ndjson"
 REF = "#/components/schemas/{model}"
 SECURITY_SCHEME = "bearerAuth"
+PLAYGROUND_NOTE = (
+    "\n\n**Try it in a browser: [the playground page at /ui](/ui)** (styles, redaction, RAG with "
+    "citations, jobs with live progress). This document as JSON: [/docs.json](/docs.json)."
+)
 
 
 class _Documented(BaseModel):
@@ -323,6 +327,10 @@ def complete(bentoml_spec: Spec, *, styles: Iterable[str], auth: bool, protect_m
     spec: Spec = json.loads(json.dumps(bentoml_spec))  # a deep copy, with BentoML's int status keys as strings
     styles = sorted(styles)
     spec["openapi"] = "3.1.0"
+    # BentoML's page at / renders this as Markdown: the way from its generic form to ours.
+    info = spec.setdefault("info", {})
+    info["description"] = (info.get("description") or "").rstrip() + PLAYGROUND_NOTE
+    spec["externalDocs"] = {"description": "The playground page: summarize, ask your docs, run jobs", "url": "/ui"}
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     for name in REPLACED_SCHEMAS:
         schemas.pop(name, None)

@@ -1,12 +1,13 @@
 """Token auth as ASGI middleware on the entry service: 401 without a known token, 403 without
-the route's scope. Probes and CORS preflight stay open; `/metrics` is open unless configured.
+the route's scope. Probes, CORS preflight and the /ui page's static files stay open; `/metrics`
+is open unless configured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from pipelines.auth.store import Caller, TokenStore
 from pipelines.http.middleware import EXEMPT_PATHS, ASGIApp, Receive, Scope, Send, send_error
@@ -34,13 +35,22 @@ def required_scope(path: str) -> str | None:
 
 
 class TokenAuth:
-    def __init__(self, app: ASGIApp, store: TokenStore, protect_metrics: bool = False) -> None:
+    """`open_prefixes`: path prefixes served without a token, for static pages with no data in
+    them (the /ui page: a browser cannot send a bearer header when it navigates)."""
+
+    def __init__(
+        self, app: ASGIApp, store: TokenStore, protect_metrics: bool = False, open_prefixes: Collection[str] = ()
+    ) -> None:
         self.app = app
         self.store = store
         self.open_paths = EXEMPT_PATHS - ({"/metrics"} if protect_metrics else set())
+        self.open_prefixes = tuple(open_prefixes)
+
+    def is_open(self, path: str) -> bool:
+        return path in self.open_paths or any(path == p or path.startswith(p + "/") for p in self.open_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.open_paths or scope["method"] == "OPTIONS":
+        if scope["type"] != "http" or self.is_open(scope["path"]) or scope["method"] == "OPTIONS":
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization")

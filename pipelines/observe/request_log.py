@@ -58,6 +58,14 @@ def current() -> RequestRecord | None:
     return _current.get()
 
 
+def note_style(name: str) -> None:
+    """The style a route chose, for the record: a body's `style` field is invisible to the
+    middleware, which only sees the header."""
+    record = _current.get()
+    if record is not None:
+        record.style = name
+
+
 class RouteNames:
     """Maps a path to its route template ("/jobs/{job_id}"), or "other": bounded, PII-free names."""
 

@@ -3,7 +3,8 @@
 #   make test    the same set-up, then the type check and the whole test suite
 # Also: make dev (serve, restarting on code changes), make bento (build the Bento, offline),
 #       make replicas (N replicas on one PostgreSQL database, ports PORT, PORT+1, ...),
-#       make docs (the docs site, offline, into site/; docs-serve previews it on :8000).
+#       make docs (the docs site, offline, into site/; docs-serve previews it on :8000),
+#       make screenshot (the README's picture of /ui, from the browser tests).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -16,7 +17,7 @@ export BENTOML_DO_NOT_TRACK := True
 # Material for MkDocs prints a banner about MkDocs 2 on every build; it is not a build warning.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: venv models serve dev replicas bento docs docs-serve test typecheck clean
+.PHONY: venv models browser serve dev replicas bento docs docs-serve test typecheck screenshot clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,8 +63,29 @@ docs-serve: venv
 typecheck: venv
 	$(PY) -m mypy
 
-test: venv typecheck
+# What the /ui browser tests need beside the venv's Playwright: Debian's chromium (apt, as root;
+# never a browser download) and axe-core (npm, from tests/ui/package-lock.json). Where one cannot be
+# installed, those tests are left out with one line; with CI=true they fail.
+AXE_STAMP := tests/ui/node_modules/.installed
+browser: $(AXE_STAMP)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	      || echo "could not install chromium: the browser tests will not run"; \
+	  else echo "no chromium, and not root with apt-get: the browser tests will not run"; fi; }
+
+$(AXE_STAMP): tests/ui/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix tests/ui --no-audit --no-fund --silent && touch $@; \
+	else echo "no npm: axe-core is missing and the browser tests will not run"; fi
+
+test: venv typecheck browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The README's picture of /ui (docs/images/ui.png), taken by the browser tests' own run.
+screenshot: venv browser
+	SUMMARIZER_UI_SCREENSHOT=docs/images/ui.png $(PY) -m pytest tests/server/test_serve_ui.py -k screenshot
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache site

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.errors import ConfigError, UnknownStyle
+from pipelines.errors import BadInput, ConfigError, UnknownStyle
 from pipelines.styles import StyleRegistry
 
 
@@ -108,3 +108,21 @@ def test_builtin_word_targets_match_what_readers_expect() -> None:
     registry = StyleRegistry.load()
     targets = {name: registry.get(name).extractive.length_target for name in registry.names}
     assert targets == {"news": 55, "legal": 150, "casual": 20}
+
+
+def test_style_from_the_header_or_the_body_field() -> None:
+    registry = StyleRegistry.load(default="news")
+    assert registry.choose(None, None).name == "news"
+    assert registry.choose("legal", None).name == "legal"
+    assert registry.choose(None, "Casual").name == "casual"  # for clients that cannot set headers
+    assert registry.choose(" LEGAL ", "legal").name == "legal"  # both, agreeing
+    assert registry.choose("", "legal").name == "legal" and registry.choose("legal", " ").name == "legal"
+
+
+def test_a_header_and_a_body_field_that_disagree_are_refused() -> None:
+    with pytest.raises(BadInput) as info:
+        StyleRegistry.load().choose("news", "legal")
+    assert info.value.status_code == 400
+    assert "'news'" in info.value.message and "'legal'" in info.value.message and "X-Summary-Style" in info.value.message
+    with pytest.raises(UnknownStyle):
+        StyleRegistry.load().choose(None, "pirate")

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from pipelines.styles import StyleRegistry
-from tests.server.conftest import BIN, REPO, Server, StartServer, base_env, free_port
+from tests.server.conftest import BIN, REPO, Server, StartServer, base_env, free_port, wait_for
 from tests.texts import DIALOGUE, LEGAL, NEWS
 
 pytestmark = pytest.mark.server
@@ -176,6 +176,31 @@ def test_python_client(server: Server) -> None:
     with bentoml.SyncHTTPClient(server.url, timeout=60) as client:
         result = client.summarize(text=NEWS)
     assert result["style"] == "news" and result["summary"]
+
+
+def test_python_client_chooses_each_style_through_the_body(server: Server) -> None:
+    """bentoml.SyncHTTPClient sends no custom headers: the `style` field is how it picks a style."""
+    styles = httpx.post(f"{server.url}/styles", json={}, timeout=30).json()["styles"]
+    assert {"news", "legal", "casual", "headline"} <= set(styles)
+    with bentoml.SyncHTTPClient(server.url, timeout=60) as client:
+        results = {name: client.summarize(text=NEWS, style=name) for name in styles}
+    assert {name: result["style"] for name, result in results.items()} == {name: name for name in styles}
+    assert len({result["summary"] for result in results.values()}) >= 3  # two short styles may pick the same sentence
+
+
+def test_style_header_and_body_field_must_agree(server: Server) -> None:
+    def send(header: str, field: str) -> httpx.Response:
+        return httpx.post(f"{server.url}/summarize", json={"text": NEWS, "style": field}, headers={"X-Summary-Style": header}, timeout=120)
+
+    assert send("legal", "LEGAL").json()["style"] == "legal"
+    message = assert_json_error(send("news", "legal"), 400)
+    assert "'news'" in message and "'legal'" in message and "send one of them" in message
+    assert "pirate" in assert_json_error(send("", "pirate"), 400)
+    # The request log records the style the route chose, from the body as from the header.
+    response = httpx.post(f"{server.url}/summarize", json={"text": NEWS, "style": "casual"}, headers={"X-Request-Id": "style-from-body"}, timeout=120)
+    assert response.status_code == 200
+    wait_for(lambda: "style-from-body" in server.request_logs())
+    assert server.request_logs()["style-from-body"]["style"] == "casual"
 
 
 def test_timeout_is_504_and_server_stays_healthy(start_server: StartServer, bentoml_home: Path) -> None:

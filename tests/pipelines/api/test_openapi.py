@@ -218,3 +218,10 @@ async def test_docs_route_serves_the_completed_document_built_once(bentoml_spec:
 
 def test_a_missing_job_is_our_error_shape(spec: dict[str, Any]) -> None:
     assert body_schema(spec, "/jobs/{job_id}", "get", 404).is_valid(NotFound("no job 'x'").to_payload())
+
+
+def test_the_document_points_at_the_playground_page(bentoml_spec: dict[str, Any], spec: dict[str, Any]) -> None:
+    """BentoML's page at / renders info.description: the link from its generic form to /ui."""
+    assert "[the playground page at /ui](/ui)" in spec["info"]["description"]
+    assert spec["info"]["description"].startswith(bentoml_spec["info"].get("description", "").rstrip())
+    assert spec["externalDocs"]["url"] == "/ui"

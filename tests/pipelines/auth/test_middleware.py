@@ -22,9 +22,12 @@ async def ok(request: Request) -> PlainTextResponse:
 PATHS = ["/summarize", "/batch", "/rag", "/rag/index", "/jobs", "/jobs/job-1/results", "/readyz", "/livez", "/metrics", "/styles"]
 
 
-def client(store: TokenStore, protect_metrics: bool = False) -> httpx.AsyncClient:
-    routes = [Route(p, ok, methods=["GET", "POST", "OPTIONS"]) for p in PATHS]
-    app = TokenAuth(Starlette(routes=routes), store, protect_metrics=protect_metrics)
+PAGE_PATHS = ["/ui", "/ui/app.js", "/uix"]
+
+
+def client(store: TokenStore, protect_metrics: bool = False, open_prefixes: tuple[str, ...] = ()) -> httpx.AsyncClient:
+    routes = [Route(p, ok, methods=["GET", "POST", "OPTIONS"]) for p in [*PATHS, *PAGE_PATHS]]
+    app = TokenAuth(Starlette(routes=routes), store, protect_metrics=protect_metrics, open_prefixes=open_prefixes)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 
@@ -64,3 +67,17 @@ async def test_metrics_can_be_protected(tmp_path: Path) -> None:
         assert (await http.get("/metrics")).status_code == 401
         assert (await http.get("/metrics", headers={"Authorization": f"Bearer {reader}"})).status_code == 200
         assert (await http.get("/readyz")).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_open_prefixes_open_their_own_paths_only(tmp_path: Path) -> None:
+    """The /ui page's files need no token; nothing else is opened by the prefix."""
+    tokens = TokenFile(tmp_path / "tokens.json")
+    tokens.create("a", ["summarize"])
+    async with client(TokenStore(file=tokens.path), open_prefixes=("/ui",)) as http:
+        assert (await http.get("/ui")).status_code == 200
+        assert (await http.get("/ui/app.js")).status_code == 200
+        assert (await http.get("/uix")).status_code == 401
+        assert (await http.post("/summarize")).status_code == 401
+    async with client(TokenStore(file=tokens.path)) as http:
+        assert (await http.get("/ui")).status_code == 401  # open only where the service says so

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.timeout(300)]
 
 if os.environ.get("CI", "").lower() != "true":
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")  # the fixture says why, once
-from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, ViewportSize  # noqa: E402
+from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, ViewportSize
 
 DESKTOP = ViewportSize(width=1100, height=900)
 PHONE = ViewportSize(width=375, height=740)

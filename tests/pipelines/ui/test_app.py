@@ -51,7 +51,7 @@ def test_nothing_is_loaded_from_another_host() -> None:
     """No URL with a scheme or a protocol-relative one in the page's files: it works offline."""
     for path in STATIC.iterdir():
         text = path.read_text()
-        found = re.findall(r"""(?:src|href|url)\s*[=(]\s*["']?(?:[a-z]+:)?//""", text, re.I)
+        found = re.findall(r"""(?:src|href|url)\s*[=(]\s*["']?(?:[a-z]+:)?//""", text, re.IGNORECASE)
         assert not found, f"{path.name}: {found}"
         assert not re.search(r"(localStorage|sessionStorage)\.|document\.cookie", text), f"{path.name} stores something"
 

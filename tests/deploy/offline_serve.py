@@ -4,9 +4,9 @@
 
 With `--loopback` it first brings up the namespace's loopback (down in a new namespace). Then it
 starts `bentoml serve TAG` on 127.0.0.1 in WORKDIR (the environment is the caller's, so
-BENTOML_HOME names the store), waits for /readyz, calls /summarize and /styles, and prints one
-JSON object: the network interfaces it could see, and the two answers. The server's whole process
-tree is killed before it returns. The test that runs it reads the JSON.
+BENTOML_HOME names the store), waits for /readyz, calls /summarize and /styles, fetches the /ui
+page's files, and prints one JSON object: the network interfaces it could see, and the answers.
+The server's whole process tree is killed before it returns. The test that runs it reads the JSON.
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def serve_and_summarize(tag: str, workdir: Path, log: Path) -> dict[str, Any]:
         _wait_ready(server)
         summary = httpx.post(f"{server.url}/summarize", json={"text": NEWS}, timeout=60)
         styles = httpx.post(f"{server.url}/styles", json={}, timeout=30)
+        page = [httpx.get(f"{server.url}/ui{name}", timeout=30) for name in ("", "/app.js", "/style.css")]
         return {
+            "ui": [(r.status_code, len(r.content)) for r in page],
             "interfaces": sorted(name for _, name in socket.if_nameindex()),
             "summary": {"status": summary.status_code, "body": summary.json()},
             "styles": {"status": styles.status_code, "body": styles.json()},

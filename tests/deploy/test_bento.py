@@ -121,6 +121,7 @@ def test_the_bento_packs_the_sources_and_nothing_else(cpu: Built) -> None:
     assert {p.split("/")[0] for p in src} == {"service.py", "pipelines", "models", "bentofile.yaml"}
     assert not [p for p in src if p.startswith(("tests/", ".venv/", "bench/")) or "__pycache__" in p or p in DECOYS]
     assert "pipelines/styles.yaml" in src and "models/bento.py" in src
+    assert {"pipelines/ui/static/index.html", "pipelines/ui/static/app.js", "pipelines/ui/static/style.css"} <= set(src)
     everything = [p.relative_to(cpu.path).as_posix() for p in cpu.path.rglob("*") if p.is_file()]
     assert not [p for p in everything if re.search(r"(^|/)(test_\w+|\w+_test|conftest)\.py$|\.(pyc|sqlite3)$", p)]
     assert sum(p.stat().st_size for p in cpu.path.rglob("*") if p.is_file()) < 5_000_000  # no data, no venv
@@ -233,6 +234,7 @@ def test_an_exported_bento_serves_from_a_fresh_home_without_network(cpu: Built, 
     body = result["summary"]["body"]
     assert body["summary"] and body["engine"] == "extractive" and body["model"] in cpu.model_tags
     assert result["styles"]["status"] == 200 and PROBE_STYLE in result["styles"]["body"]["styles"]
+    assert [(status, size > 1000) for status, size in result["ui"]] == [(200, True)] * 3  # the page's files are packed
     assert not any(workdir.iterdir())  # nothing written where it was started
     if no_netns:
         pytest.skip(f"served the imported Bento, but could not cut the network ({no_netns})")

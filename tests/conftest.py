@@ -1,3 +1,3 @@
 """Fixtures every tier may use."""
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.browser"]
+pytest_plugins = ["tests.fixtures.optional", "tests.fixtures.postgres", "tests.fixtures.browser"]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import pytest
 
 from pipelines.auth.store import TokenFile
 from tests.fixtures.browser import axe_violations
-from tests.server.conftest import Server, StartServer
+from tests.server.conftest import Server, StartServer, wait_for
 from tests.texts import LEGAL, NEWS
 
 pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.timeout(300)]
@@ -28,6 +30,7 @@ if os.environ.get("CI", "").lower() != "true":
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")  # the fixture says why, once
 from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, ViewportSize
 
+MAX_CONCURRENCY = 8  # small, so one test can fill it with uploads that never finish
 DESKTOP = ViewportSize(width=1100, height=900)
 PHONE = ViewportSize(width=375, height=740)
 # Where the README's screenshot comes from: `make screenshot` sets this to docs/images/ui.png.
@@ -67,7 +70,7 @@ def ui_server(start_server: StartServer, bentoml_home: Path, auth_token_file: To
     """Started after its tokens are written: a token made later is picked up only within a second."""
     return start_server(
         bentoml_home, auth_tokens_file=str(auth_token_file.path), rag_dir=str(tmp_path_factory.mktemp("rag")),
-        jobs_batch_documents="2", jobs_concurrency="1",
+        jobs_batch_documents="2", jobs_concurrency="1", max_concurrency=str(MAX_CONCURRENCY),
     )  # fmt: skip
 
 
@@ -300,6 +303,30 @@ def test_401_and_403_are_explained(context: BrowserContext, ui_server: Server, s
     click_and_wait(page, "#job-submit")
     shown = error_text(page, "#job-error")
     assert "Error 403 (Forbidden)" in shown and "lacks the 'jobs' scope" in shown and "not allowed to do this" in shown
+
+
+def test_429_is_explained_with_retry_after(context: BrowserContext, ui_server: Server, auth_token: str) -> None:
+    """Every admission slot held by an upload that never finishes: the page's next call is refused."""
+    page = open_page(context, ui_server, auth_token)
+    address = httpx.URL(ui_server.url)
+    held: list[socket.socket] = []
+    try:
+        for _ in range(MAX_CONCURRENCY):
+            sock = socket.create_connection((address.host, address.port), timeout=10)
+            head = (f"POST /jobs HTTP/1.1\r\nHost: {address.host}\r\nAuthorization: Bearer {auth_token}\r\n"
+                    "Content-Type: application/x-ndjson\r\nContent-Length: 100000\r\n\r\n")  # fmt: skip
+            sock.sendall(head.encode() + b'{"id": "held"')
+            held.append(sock)
+        auth = {"Authorization": f"Bearer {auth_token}"}
+        wait_for(lambda: httpx.post(f"{ui_server.url}/styles", json={}, headers=auth, timeout=10).status_code == 429)
+        summarize(page, NEWS)
+        shown = error_text(page, "#sum-error")
+        assert "Error 429 (Overloaded)" in shown and f"the limit is {MAX_CONCURRENCY}" in shown, shown
+        assert re.search(r"busy .*Retry after \d+ s\.", shown), shown
+    finally:
+        for sock in held:
+            sock.close()
+    wait_for(lambda: httpx.post(f"{ui_server.url}/styles", json={}, headers=auth, timeout=10).status_code == 200)
 
 
 def test_the_summarize_flow_by_keyboard_alone(context: BrowserContext, ui_server: Server, auth_token: str) -> None:

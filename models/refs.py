@@ -22,7 +22,7 @@ def resolve(ref: bentoml.models.BentoModel) -> ResolvedModel:
     if stored is None:
         raise ModelImportError(
             f"model {ref.tag} is not in the BentoML model store; import it first: "
-            "`python -m models import-default` for the encoder, "
-            "`python -m models import SOURCE --name NAME` for a generator"
+            "`python -m models import-default` for the encoder and the NER pipeline, "
+            "`python -m models import SOURCE --name NAME` for a generator or another NER model"
         )
     return ResolvedModel(tag=str(stored.tag), path=Path(stored.path))

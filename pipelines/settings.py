@@ -55,7 +55,10 @@ class Settings(BaseSettings):
     redact_patterns: dict[str, str] = {}
     redact_phone_regions: list[str] = list(DEFAULT_PHONE_REGIONS)
     redact_score_threshold: float = Field(0.3, ge=0.0, le=1.0)
-    redact_ner_model: str | None = None
+    # spaCy's small English NER pipeline (`python -m models import-default`), or a token-
+    # classification model from the store; "" or "none" turns name redaction off.
+    redact_ner_model: str | None = "summarizer-ner"
+    redact_ner_entities: list[Literal["PERSON", "LOCATION", "ORGANIZATION"]] = ["PERSON", "LOCATION", "ORGANIZATION"]
 
     # RAG: the knowledge index over the deployment's own documentation
     rag_dir: Path = Path("rag-index")
@@ -132,6 +135,11 @@ class Settings(BaseSettings):
         if value not in {"auto", "cpu", "mps"} and not value.startswith("cuda"):
             raise ValueError(f"device must be auto, cpu, mps or cuda[:N], got {value!r}")
         return value
+
+    @field_validator("redact_ner_model")
+    @classmethod
+    def _no_ner_model(cls, value: str | None) -> str | None:
+        return None if value is None or value.strip().lower() in ("", "none") else value.strip()
 
     @field_validator("styles_file")
     @classmethod

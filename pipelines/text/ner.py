@@ -1,8 +1,10 @@
-"""Names and places for redaction: a token-classification model from the model store.
+"""Names and places for redaction: which kind of NER model a store folder holds, and the
+recognizer for a token-classification model.
 
-Optional: pattern recognizers cannot find names. A deployment that imports an NER model (e.g. a
-BERT fine-tuned on CoNLL-03) and sets SUMMARIZER_REDACT_NER_MODEL gets PERSON, LOCATION and
-ORGANIZATION redacted too. Runs where redaction runs (the entry service), on the CPU.
+The default (`summarizer-ner`) is spaCy's small English pipeline, which Presidio's NLP engine runs
+itself (pipelines/text/redact.py). A deployment that imports a token-classification model (e.g. a
+BERT fine-tuned on CoNLL-03) and names it in SUMMARIZER_REDACT_NER_MODEL gets it instead, through
+`TransformersNerRecognizer`. Runs where redaction runs (the entry service), on the CPU.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from presidio_analyzer import EntityRecognizer, RecognizerResult
-from transformers import pipeline
 
 # CoNLL-style labels to Presidio's entity names; other labels (MISC, DATE, ...) are not PII here.
 LABELS = {"PER": "PERSON", "PERSON": "PERSON", "LOC": "LOCATION", "GPE": "LOCATION", "ORG": "ORGANIZATION"}
 # The tokenizer reads at most 512 tokens; windows of this many characters stay under that.
 WINDOW_CHARS = 1500
+
+
+def is_spacy_pipeline(folder: Path) -> bool:
+    """A folder `spacy.load` reads (config.cfg and meta.json), as `python -m models` stores one."""
+    return (folder / "config.cfg").is_file() and (folder / "meta.json").is_file()
 
 
 def _entity_group(label: str) -> str | None:
@@ -39,6 +45,8 @@ def windows(text: str, size: int = WINDOW_CHARS) -> list[tuple[int, str]]:
 
 class TransformersNerRecognizer(EntityRecognizer):  # type: ignore[misc]
     def __init__(self, model_dir: Path, min_score: float = 0.5) -> None:
+        from transformers import pipeline  # seconds to import: only for this kind of model
+
         self._pipe: Any = pipeline("token-classification", model=str(model_dir), aggregation_strategy="simple", device="cpu")
         labels = (self._pipe.model.config.id2label or {}).values()
         supported = sorted({group for label in labels if (group := _entity_group(str(label)))})

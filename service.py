@@ -212,13 +212,13 @@ jobs_app = build_app(lambda: bentoml.get_current_service().jobs)
 )
 class Summarizer:
     model = bentoml.depends(SummarizerModel)
-    if settings.redact_ner_model:
-        ner = bentoml.models.BentoModel(settings.redact_ner_model)
+    if settings.ner_model:
+        ner = bentoml.models.BentoModel(settings.ner_model)
 
     def __init__(self) -> None:
         install(BentoMLContainer.tracer_provider.get())
         self.styles = styles
-        ner_dir = resolve(type(self).ner).path if settings.redact_ner_model else None
+        ner_dir = resolve(type(self).ner).path if settings.ner_model else None
         self.inputs = InputPipeline.from_settings(settings, ner_dir)
         self._index: Index | None = None
         self._index_lock = asyncio.Lock()

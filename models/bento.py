@@ -113,8 +113,8 @@ def model_refs(settings: Settings) -> list[str]:
     refs = [settings.encoder_model]
     if settings.engine == "abstractive":
         refs.append(settings.abstractive_model)
-    if settings.redact_ner_model:
-        refs.append(settings.redact_ner_model)
+    if settings.ner_model:
+        refs.append(settings.ner_model)
     return refs
 
 

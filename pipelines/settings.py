@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     redact_score_threshold: float = Field(0.3, ge=0.0, le=1.0)
     # spaCy's small English NER pipeline (`python -m models import-default`), or a token-
     # classification model from the store; "" or "none" turns name redaction off.
-    redact_ner_model: str | None = "summarizer-ner"
+    redact_ner_model: str | None = "summarizer-ner:latest"
     redact_ner_entities: list[Literal["PERSON", "LOCATION", "ORGANIZATION"]] = ["PERSON", "LOCATION", "ORGANIZATION"]
 
     # RAG: the knowledge index over the deployment's own documentation
@@ -135,6 +135,11 @@ class Settings(BaseSettings):
         if value not in {"auto", "cpu", "mps"} and not value.startswith("cuda"):
             raise ValueError(f"device must be auto, cpu, mps or cuda[:N], got {value!r}")
         return value
+
+    @property
+    def ner_model(self) -> str | None:
+        """The NER model redaction loads, or None: nothing to load or pack into the Bento."""
+        return self.redact_ner_model if self.redact else None
 
     @field_validator("redact_ner_model")
     @classmethod

@@ -32,12 +32,12 @@ def load_encoder(settings: Settings) -> tuple[str, SentenceEncoder]:
 def input_pipeline(settings: Settings) -> InputPipeline:
     """Normalization and redaction as the entry service configures them, NER model included."""
     ner_dir = None
-    if settings.redact_ner_model:
+    if settings.ner_model:
         import bentoml
 
         from models.refs import resolve
 
-        ner_dir = resolve(bentoml.models.BentoModel(settings.redact_ner_model)).path
+        ner_dir = resolve(bentoml.models.BentoModel(settings.ner_model)).path
     return InputPipeline.from_settings(settings, ner_dir)
 
 

@@ -95,9 +95,18 @@ def gpu(project: Path, home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return bento_build(project, home, "bentofile.gpu.yaml")
 
 
+def stored_tag(home: Path, name: str) -> str:
+    """`name:latest` in that store, as BentoML resolves it (the version its `latest` file names)."""
+    return f"{name}:{(home / 'models' / name / 'latest').read_text().strip()}"
+
+
 def encoder_tag(home: Path) -> str:
-    (version,) = [p.name for p in (home / "models" / "summarizer-encoder").iterdir() if p.name != "latest"]
-    return f"summarizer-encoder:{version}"
+    return stored_tag(home, "summarizer-encoder")
+
+
+def default_tags(home: Path) -> set[str]:
+    """The default deployment's models: the encoder, and the NER pipeline redaction uses."""
+    return {encoder_tag(home), stored_tag(home, "summarizer-ner")}
 
 
 @dataclass(frozen=True)
@@ -129,9 +138,10 @@ def test_the_bento_packs_the_sources_and_nothing_else(cpu: Built) -> None:
 
 def test_the_bento_holds_the_configured_engines_models(cpu: Built) -> None:
     assert cpu.tag.startswith("summarizer:")
-    assert cpu.model_tags == {encoder_tag(cpu.home)}
-    (model_service,) = [s for s in cpu.info["services"] if s["models"]]
-    assert model_service["name"] == "summarizer-model"
+    assert cpu.model_tags == default_tags(cpu.home)
+    # The engine's model in the model service; the NER pipeline where redaction runs, the entry service.
+    models = {s["name"]: {str(m["tag"]).partition(":")[0] for m in s["models"]} for s in cpu.info["services"]}
+    assert models == {"summarizer-model": {"summarizer-encoder"}, "summarizer": {"summarizer-ner"}}
     assert {e["name"]: e["value"] for e in cpu.info["envs"]}["SUMMARIZER_ENGINE"] == "extractive"
 
 
@@ -177,7 +187,7 @@ def test_the_cpu_image(cpu: Built, tmp_path: Path) -> None:
 def test_the_gpu_variant(gpu: Built, cpu: Built, tmp_path: Path) -> None:
     assert gpu.tag.startswith("summarizer-gpu:") and gpu.tag.partition(":")[2] != cpu.tag.partition(":")[2]
     abstractive = {t for t in gpu.model_tags if t.startswith("summarizer-abstractive:")}
-    assert len(abstractive) == 1 and gpu.model_tags == {encoder_tag(gpu.home), *abstractive}
+    assert len(abstractive) == 1 and gpu.model_tags == {*default_tags(gpu.home), *abstractive}
     image = containerfile(gpu, tmp_path)
     args = _env_lines(image.dockerfile)
     assert args["SUMMARIZER_ENGINE"] == "abstractive" and "UV_TORCH_BACKEND" not in args  # PyPI's CUDA torch
@@ -213,7 +223,7 @@ def test_an_exported_bento_serves_from_a_fresh_home_without_network(cpu: Built, 
     imported = subprocess.run([str(BIN / "bentoml"), "import", str(archive)], env=env, capture_output=True, text=True, timeout=300)
     assert imported.returncode == 0, imported.stderr[-4000:]
     assert (fresh / "bentos" / cpu.path.relative_to(cpu.home / "bentos")).is_dir()
-    assert {p.name for p in (fresh / "models").iterdir()} == {"summarizer-encoder"}
+    assert {p.name for p in (fresh / "models").iterdir()} == {"summarizer-encoder", "summarizer-ner"}
 
     workdir = tmp_path / "elsewhere"  # no checkout: an empty folder
     workdir.mkdir()

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import psutil
 import pytest
 
 from pipelines.auth.store import SCOPES, TokenFile
+from tests.server.otlp import Receiver
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -199,3 +201,14 @@ def auth_server(start_server: StartServer, bentoml_home: Path, auth_token_file: 
                 tmp_path_factory: pytest.TempPathFactory) -> Server:  # fmt: skip
     """A server with auth on (the token file above) and a RAG index of its own."""
     return start_server(bentoml_home, auth_tokens_file=str(auth_token_file.path), rag_dir=str(tmp_path_factory.mktemp("rag")))
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """An OTLP/HTTP collector for one test module's servers (`trace_otlp_endpoint=receiver.endpoint`)."""
+    r = Receiver()
+    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
+    thread.start()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()

@@ -2,6 +2,8 @@
 
 Every document carries PII values unique to this run; after the requests, the server's whole
 output (stdout and stderr of both services) and every file under its BENTOML_HOME are searched.
+People's names (the default NER model) are followed further: traces, metrics, job results and the
+knowledge index's files.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server.conftest import Server, StartServer
+from tests.server.conftest import Server, StartServer, wait_for
+from tests.server.otlp import Receiver
 
 pytestmark = pytest.mark.server
 
@@ -43,13 +46,32 @@ def secrets() -> dict[str, str]:
     }
 
 
+# Names from several cultures that appear in no other test text, so finding one anywhere afterwards
+# is a leak. Fixed, not drawn: the small NER model misses some names in some places (docs/normalization.md
+# has the recall), and a test must not fail on the draw.
+PEOPLE = ["Olusegun Adeyemi", "Ingrid Lindqvist", "Tomás Herrera"]
+
+
 @pytest.fixture(scope="module")
-def server(start_server: StartServer, bentoml_home: Path) -> Server:
+def people() -> list[str]:
+    return list(PEOPLE)
+
+
+@pytest.fixture(scope="module")
+def data_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return {"jobs_dir": tmp_path_factory.mktemp("jobs"), "rag_dir": tmp_path_factory.mktemp("rag")}
+
+
+@pytest.fixture(scope="module")
+def server(start_server: StartServer, bentoml_home: Path, receiver: Receiver, data_dirs: dict[str, Path]) -> Server:
     return start_server(
         bentoml_home,
         redact_patterns=json.dumps({"EMPLOYEE_ID": r"\bEMP-\d{6}\b"}),
         redact_entities=json.dumps(["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "EMPLOYEE_ID"]),
         max_input_chars="5000",
+        trace_otlp_endpoint=receiver.endpoint,
+        trace_sample_rate="1.0",
+        **{name: str(path) for name, path in data_dirs.items()},
     )
 
 
@@ -114,3 +136,70 @@ def test_redaction_can_be_switched_off(start_server: StartServer, bentoml_home: 
     body = httpx.post(f"{plain.url}/summarize", json={"text": documents(secrets)["text"]}, headers={"X-Summary-Style": "legal"}, timeout=60).json()
     assert body["redactions"] == {}
     assert secrets["EMAIL_ADDRESS"] in body["summary"]
+
+
+def named_documents(people: list[str]) -> dict[str, str]:
+    """A court report, a web page and an e-mail thread, each naming the run's people."""
+    a, b, c = people
+    text = (
+        f"The witness, {a}, told the court she saw the car leave the harbour road at night. "
+        f"Defence counsel {b} asked whether the street lights were working, and the witness said two were broken. "
+        "The judge adjourned the hearing until the council provides the maintenance records for the road."
+    )
+    html = (
+        "<html><body><nav><a href='/'>Home</a></nav><article><h1>Bridge hearing</h1>"
+        f"<p>Reporter {c} spoke to residents who say the bridge has been unsafe for years.</p>"
+        f"<p>According to {a}, the repairs were promised twice and never started.</p></article></body></html>"
+    )
+    email = (
+        f"From: {b} <counsel@example.org>\nTo: {c}\n\nHi {c.split()[0]},\n\n"
+        f"{a} has agreed to give evidence again on Monday. The court wants the maintenance records before then, "
+        "and the council has promised to send them by Friday.\n\n"
+        f"Thanks,\n{b}"
+    )
+    return {"text": text, "html": html, "email": email}
+
+
+def test_names_are_placeholders_and_reach_no_log_trace_metric_job_or_index(
+    server: Server, bentoml_home: Path, receiver: Receiver, data_dirs: dict[str, Path], people: list[str]
+) -> None:
+    docs = named_documents(people)
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        summaries = {
+            name: client.post("/summarize", json={"text": doc, "format": "html" if name == "html" else "auto", "style": "legal"})
+            for name, doc in docs.items()
+        }
+        indexed = client.post("/rag/index", json={"documents": [{"id": f"case-{n}", "text": d} for n, d in docs.items()]})
+        cited = client.post("/rag", json={"text": docs["text"], "style": "legal"})
+        lines = "".join(json.dumps({"id": f"doc-{n}", "text": d, "style": "legal"}) + "\n" for n, d in docs.items())
+        job = client.post("/jobs", content=lines.encode(), headers={"Content-Type": "application/x-ndjson"}).json()
+        wait_for(lambda: client.get(f"/jobs/{job['id']}").json()["status"] == "completed", timeout_s=120)
+        results = client.get(f"/jobs/{job['id']}/results")
+        metrics = client.get("/metrics")
+    for name, response in summaries.items():
+        assert response.status_code == 200, response.text
+        body = response.json()
+        named = sum(body["redactions"].get(entity, 0) for entity in ("PERSON", "LOCATION", "ORGANIZATION"))
+        assert named >= 2 and "<PERSON>" in body["summary"], (name, body)
+    assert indexed.status_code == 200 and indexed.json()["redactions"].get("PERSON", 0) >= 6
+    assert cited.status_code == 200 and cited.json()["citations"]
+    assert results.status_code == 200
+    assert sum(json.loads(line)["redactions"].get("PERSON", 0) for line in results.text.splitlines()) >= 6
+    wait_for(lambda: len(receiver.spans) > 0)
+    surnames = [person.split()[1] for person in people]
+    places = {
+        "responses": "".join(r.text for r in [*summaries.values(), indexed, cited, results]),
+        "server output (request log included)": server.log.read_text(errors="replace"),
+        "traces": bytes(receiver.raw).decode("utf-8", "replace"),
+        "metrics": metrics.text,
+    }
+    found = [(surname, where) for surname in surnames for where, text in places.items() if surname in text]
+    for root in (bentoml_home, *data_dirs.values()):
+        for path in root.rglob("*"):
+            # The job's own upload is kept as sent until the job is deleted (DELETE /jobs/{id}).
+            if path.is_file() and path.relative_to(root).parts[0] not in ("models", "inputs"):
+                data = path.read_bytes()
+                found += [(surname, str(path)) for surname in surnames if surname.encode() in data]
+    assert found == []
+    # The search can fail: the job's uploaded lines and the requests did carry the names.
+    assert all(surname in lines for surname in surnames)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -88,6 +89,17 @@ class Server:
 
 
 StartServer = Callable[..., Server]
+
+
+@functools.cache
+def redacted(text: str) -> str:
+    """`text` as the default deployment prepares it (normalized and redacted, names included):
+    what an extractive summary's sentences are cut from."""
+    from models.store import default_ner_folder
+    from pipelines.settings import Settings
+    from pipelines.text.prepare import InputPipeline
+
+    return InputPipeline.from_settings(Settings(), default_ner_folder()).prepare(text).text
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 45.0) -> None:

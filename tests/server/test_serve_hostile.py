@@ -27,7 +27,7 @@ import psutil
 import pytest
 
 from pipelines.http.middleware import DISCARD_MAX_BYTES, DISCARD_MAX_S
-from tests.server.conftest import Server, StartServer
+from tests.server.conftest import Server, StartServer, redacted
 from tests.texts import LEGAL, NEWS
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(120)]
@@ -430,9 +430,9 @@ def test_hostile_documents_get_a_clear_answer_in_time(client: httpx.Client, rout
         if case == "NUL bytes in text":
             assert body["normalization"]["removed"]["control_chars"] == NEWS.count(" ")
         if case == "100k invisible entities":
-            assert body["normalization"]["removed"]["control_chars"] == 100_000 and body["summary"] == ARTICLE
+            assert body["normalization"]["removed"]["control_chars"] == 100_000 and body["summary"] == redacted(ARTICLE)
         if case == "a 5 MB attribute":
-            assert body["summary"] == ARTICLE
+            assert body["summary"] == redacted(ARTICLE)
 
 
 def test_a_tag_bomb_is_refused_fast(client: httpx.Client) -> None:

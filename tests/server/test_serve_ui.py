@@ -40,6 +40,7 @@ PII = {
     "PHONE_NUMBER": "(212) 555-0187",
     "CREDIT_CARD": "4111 1111 1111 1111",
     "IBAN_CODE": "GB82 WEST 1234 5698 7654 32",
+    "PERSON": "Ingrid Lindqvist",
 }
 
 
@@ -47,7 +48,8 @@ PII = {
 BILLING_PAGE = (
     "<html><head><title>Billing error</title></head><body><nav><a href='/'>Home</a> | <a href='/news'>News</a></nav>"
     "<article><h1>Double charges refunded</h1>"
-    f"<p>Customers who were charged twice can write to {PII['EMAIL_ADDRESS']} before the end of March.</p>"
+    f"<p>Customers who were charged twice can write to {PII['EMAIL_ADDRESS']} before the end of March, "
+    f"said {PII['PERSON']}, who leads the billing team.</p>"
     f"<p>The billing team answers calls on {PII['PHONE_NUMBER']} on weekdays between nine and five.</p>"
     f"<p>Refunds go back to the card that paid, such as {PII['CREDIT_CARD']}, within ten days.</p>"
     f"<p>Transfers from account {PII['IBAN_CODE']} were stopped while the error is investigated.</p>"

@@ -12,7 +12,9 @@ measured by the same command). Lead-1/2/3 baselines are the first sentences of t
 target), to tell what selection adds beyond position at an equal length.
 ROUGE-1/2/Lsum F1 (`rouge-score`, Porter stemming, Lsum over one sentence per line) is computed
 on that redacted output against the untouched references; the JSON records how many documents
-had anything redacted. Documents are also reported in two fixed halves (by a hash of their id):
+had anything redacted, the placeholders per entity type (`redactions`, summed over documents) and
+how many documents had each type (`documents_with`); `SUMMARIZER_REDACT_NER_MODEL=` measures
+with name redaction off. Documents are also reported in two fixed halves (by a hash of their id):
 `tune` is what the extractive settings were tuned on, `heldout` checks they carry over.
 Writes bench/results/quality.json and prints a Markdown table.
 """
@@ -25,6 +27,7 @@ import json
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +140,7 @@ class DocScores:
     lead_target_words: int
     reference_words: int
     redacted: bool
+    redactions: dict[str, int]
 
 
 def summarize_pairs(
@@ -173,6 +177,7 @@ def score_pairs(
                 lead_target=rouge(pair.reference, same_length), system_words=word_count(summary),
                 lead_words={k: word_count(v) for k, v in leads.items()}, lead_target_words=word_count(same_length),
                 reference_words=word_count(pair.reference), redacted=bool(prep.text.redactions),
+                redactions=dict(prep.text.redactions),
             )
         )  # fmt: skip
     return scored
@@ -222,6 +227,10 @@ def evaluate(pipeline: LocalPipeline, style: str, pairs: Sequence[Pair], rouge: 
     return {
         "style": style, "engine": pipeline.engine.name, "model": model, "baseline": f"lead-{k}",
         "failed": len(pairs) - len(rows), "redacted_documents": sum(r.redacted for r in rows),
+        "redactions": dict(sorted(sum((Counter(r.redactions) for r in rows), Counter()).items())),
+        "documents_with": {
+            entity: sum(entity in r.redactions for r in rows) for entity in sorted({e for r in rows for e in r.redactions})
+        },
         "summarize_s": round(seconds, 1),
         "extractive_params": params.model_dump(),
         "all": aggregate(rows, k),
@@ -281,7 +290,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     for part in ("all", "tune", "heldout"):
         print(f"\n{part}:\n{table(results, part)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"command": " ".join(["python -m bench.quality", *(argv or sys.argv[1:])]), "results": results}, indent=2))
+    record = {
+        "command": " ".join(["python -m bench.quality", *(argv or sys.argv[1:])]),
+        "ner_model": pipeline.settings.ner_model,  # None: names, places and organizations not redacted
+        "results": results,
+    }
+    args.out.write_text(json.dumps(record, indent=2))
     print(f"\nwrote {args.out}: the figures of docs/quality.md")
 
 

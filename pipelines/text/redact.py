@@ -174,9 +174,16 @@ class _SpacyNer:
         for offset in range(0, len(text), self.CHUNK_CHARS):
             for ent in self.nlp(text[offset : offset + self.CHUNK_CHARS]).ents:
                 entity = NER_LABELS.get(ent.label_)
-                if entity in self.entities and ent.text.strip(" .:#").upper() not in self.FIELD_NAMES:
+                if entity in self.entities and not self._noise(ent.text):
                     found.append(RecognizerResult(entity, offset + ent.start_char, offset + ent.end_char, self.SCORE))
         return found
+
+    def _noise(self, span: str) -> bool:
+        """What the small model tags that is not a name: PII field names ("SSN"), one all-caps word
+        (a bill's "SEC.", "TITLE", "MIN"; also acronyms like "IBM": a company's initials rarely
+        identify a person), and pieces glued by a bill's "--" ("Definitions.--For")."""
+        word = span.strip(" .:#")
+        return word.upper() in self.FIELD_NAMES or (word.isupper() and " " not in word) or "--" in span
 
 
 class _BlankSpacyEngine(SpacyNlpEngine):
@@ -331,6 +338,10 @@ class Redactor:
     ) -> None:
         self._analyzer = analyzer
         self._ner = ner
+        # Presidio is asked only for what its own recognizers find (it logs a warning per call for
+        # an entity none of them supports); the NER model's entities come from `ner`.
+        supported = set(analyzer.registry.get_supported_entities(["en"])) if analyzer is not None else set()
+        self._analyzer_entities = [e for e in entities if e in supported]
         self._anonymizer = AnonymizerEngine()  # type: ignore[no-untyped-call]
         self.entities = list(entities)
         self.score_threshold = score_threshold
@@ -380,7 +391,7 @@ class Redactor:
         found = []
         for start, end in windows(len(text)):
             for match in self._analyzer.analyze(
-                text=text[start:end], language="en", entities=self.entities, score_threshold=self.score_threshold
+                text=text[start:end], language="en", entities=self._analyzer_entities, score_threshold=self.score_threshold
             ):
                 if (start > 0 and match.start == 0) or (end < len(text) and match.end == end - start):
                     continue  # possibly cut by the window edge: the overlapping window has it whole

@@ -44,10 +44,11 @@ _OPENERS = {
 }  # fmt: skip
 # Candidate boundary: end punctuation (with closing quotes/brackets), whitespace, then what may
 # start a sentence. The left context is checked in code, where abbreviations are known.
-_BOUNDARY = re.compile(r"([.!?…]+[\"'”’)\]]*)(\s+)(?=[\"'“‘(\[`]*[A-Z0-9À-ÖØ-Þ])")
+# "<" opens a redaction placeholder ("... on Monday. <PERSON> said ...").
+_BOUNDARY = re.compile(r"([.!?…]+[\"'”’)\]]*)(\s+)(?=[\"'“‘(\[`<]*[A-Z0-9À-ÖØ-Þ])")
 # "...the court heard.Shocking details..." (a lost space between two sentences).
 _GLUED = re.compile(r"(?<=[a-z]{2}[.!?])(?=[A-Z][a-z]{2,})")
-_NEXT_WORD = re.compile(r"[\"'“‘(\[`]*([\w.]+)")
+_NEXT_WORD = re.compile(r"[\"'“‘(\[`<]*([\w.]+)")
 # A number after "No." / "Art." / "Jan.": digits, or a Roman numeral that is not the word "I".
 _NUMBER = re.compile(r"[\"'“‘(\[`]*(?:\d|[IVXLC]{2,}\b|[IVX]\b(?! [a-z]))")
 # A piece that is only an enumerator or a section number belongs to the clause it opens.
@@ -56,8 +57,8 @@ _ENUMERATOR = re.compile(
     r"(?:SEC(?:TION)?|Sec(?:tion)?|ARTICLE|Article|Art|TITLE|PART|Part|CHAPTER|Chapter|Clause|Schedule|Rule)\.?\s+"
     r"[0-9IVXLC]+[A-Za-z]?\.)"
 )
-# "Maya:", "Dr. Lee:", "Speaker 2:", DialogSum's "#Person1#:"; not "He said:" (a lower-case word).
-SPEAKER = r"(?:#[A-Za-z][\w ]{0,30}#|[A-Z][\w.'-]{0,20}(?: [A-Z0-9][\w.'-]{0,20}){0,3})"
+# "Maya:", "Dr. Lee:", "Speaker 2:", DialogSum's "#Person1#:", a redacted "<PERSON>:"; not "He said:" (a lower-case word).
+SPEAKER = r"(?:#[A-Za-z][\w ]{0,30}#|<[A-Z][A-Z0-9_]*>|[A-Z][\w.'-]{0,20}(?: [A-Z0-9][\w.'-]{0,20}){0,3})"
 _LINE_BREAKS = re.compile(
     r"\n\s*\n|\n(?=\s*(?:[-*•]\s|\d+[.)]\s|[\"'“`]*(?:\(\w{1,4}\))+\s|" + SPEAKER + r":\s))"
 )

@@ -277,6 +277,7 @@ def _resolve_overlaps(found: Sequence[Any]) -> list[Any]:
     return kept
 
 
+_CAPITALIZED = re.compile(r"(?<![\w'’-])[A-Z][\w'’-]{2,}")
 _TITLES = frozenset("mr mrs ms miss mx dr prof sir dame lord lady judge justice rev fr sr jr st".split())
 
 
@@ -287,7 +288,7 @@ def _name_words(text: str, found: Sequence[Any]) -> set[str]:
     words: set[str] = set()
     for f in found:
         if f.entity_type == "PERSON":
-            parts = re.findall(r"[A-Z][\w'’-]{2,}", text[f.start : f.end])
+            parts = _CAPITALIZED.findall(text, f.start, f.end)
             if len(parts) >= 2 or f.score >= NAME_CONTEXT_SCORE:  # a full name, or one found by where it stands
                 words.update(w for w in parts if w.lower().rstrip(".") not in _TITLES)
     return words
@@ -297,8 +298,8 @@ def _propagate_names(text: str, found: list[Any]) -> list[Any]:
     words = _name_words(text, found)
     if not words:
         return found
-    pattern = re.compile(r"(?<![\w'’-])(?:" + "|".join(sorted(map(re.escape, words), key=len, reverse=True)) + r")(?![\w'’-])")
-    extra = [RecognizerResult("PERSON", m.start(), m.end(), 0.6) for m in pattern.finditer(text)]
+    # One pass over the capitalized words, each looked up in a set: linear however many names.
+    extra = [RecognizerResult("PERSON", m.start(), m.end(), 0.6) for m in _CAPITALIZED.finditer(text) if m.group() in words]
     return _resolve_overlaps([*found, *extra])
 
 

@@ -15,15 +15,14 @@ from typing import Any
 
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
+from models.folder import is_spacy_pipeline  # the model store's own test of a spaCy folder
+
+__all__ = ["NAME_CONTEXT_SCORE", "NameContextRecognizer", "TransformersNerRecognizer", "is_spacy_pipeline", "windows"]
+
 # CoNLL-style labels to Presidio's entity names; other labels (MISC, DATE, ...) are not PII here.
 LABELS = {"PER": "PERSON", "PERSON": "PERSON", "LOC": "LOCATION", "GPE": "LOCATION", "ORG": "ORGANIZATION"}
 # The tokenizer reads at most 512 tokens; windows of this many characters stay under that.
 WINDOW_CHARS = 1500
-
-
-def is_spacy_pipeline(folder: Path) -> bool:
-    """A folder `spacy.load` reads (config.cfg and meta.json), as `python -m models` stores one."""
-    return (folder / "config.cfg").is_file() and (folder / "meta.json").is_file()
 
 
 def _entity_group(label: str) -> str | None:

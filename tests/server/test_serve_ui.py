@@ -389,6 +389,11 @@ def test_readable_at_phone_width(browser: Browser, ui_server: Server, auth_token
     try:
         page = open_page(context, ui_server, auth_token)
         summarize(page, NEWS + f" Contact {PII['EMAIL_ADDRESS']}.")
+        # The documents table, the widest thing on the page, has rows when it is measured.
+        page.click("#tab-rag")
+        page.set_input_files("#index-files", files=[FilePayload(name="phone-width-check.md", mimeType="text/markdown", buffer=NEWS.encode())])
+        click_and_wait(page, "#index-submit")
+        page.wait_for_selector("#docs-table tr[data-id='phone-width-check.md']")
         widths: dict[str, Any] = {}
         for tab in ("#tab-summarize", "#tab-rag", "#tab-jobs"):
             page.click(tab)

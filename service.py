@@ -32,8 +32,9 @@ with bentoml.importing():
     from pipelines.batch.core import BatchDocument, BatchResult, DocumentPreparer, check_batch, summarize_documents, unavailable
     from pipelines.engines.contract import ItemOutcome, SummaryItem, summarize_isolated
     from pipelines.engines.device import set_threads
-    from pipelines.engines.factory import build_encoder, build_engine
+    from pipelines.engines.factory import build_engine, load_encoder
     from pipelines.engines.grouping import dispatcher_tick_s
+    from pipelines.engines.runtime import choose_runtime, exported_ref
     from pipelines.errors import SummarizerError
     from pipelines.http.drain import stop_after
     from pipelines.http.gateway import ModelHealth, call_model
@@ -73,6 +74,7 @@ check_auth(settings, tokens, log)
 # Migrated at import too, so a database newer than this code (SchemaTooNew) stops `bentoml serve`
 # with its message instead of failing every worker start; one that is down is only a warning.
 database = open_database(settings)
+EXPORTED_ENCODER = exported_ref(settings.encoder_model, settings.encoder_runtime)
 
 
 @bentoml.service(
@@ -86,6 +88,8 @@ database = open_database(settings)
 )
 class SummarizerModel:
     encoder = bentoml.models.BentoModel(settings.encoder_model)
+    if EXPORTED_ENCODER:  # the ONNX export that encoder_runtime auto or onnx* runs on CPU
+        exported_encoder = bentoml.models.BentoModel(EXPORTED_ENCODER)
     if settings.engine == "abstractive":
         generator = bentoml.models.BentoModel(settings.abstractive_model)
 
@@ -94,17 +98,18 @@ class SummarizerModel:
         # SIGTERM reaches both services at once; the entry's requests still being prepared need
         # this worker after that, so it stops once the entry workers are gone (pipelines/http/drain.py).
         stop_after("summarizer", max_delay_s=settings.request_timeout_s + 15)
-        set_threads(settings.torch_threads)
-        encoder_model = resolve(type(self).encoder)
+        runtime = choose_runtime(settings.encoder_runtime, settings.device)
+        if runtime == "torch" or settings.engine == "abstractive":
+            set_threads(settings.torch_threads)
+        exported = resolve(type(self).exported_encoder) if runtime != "torch" and EXPORTED_ENCODER else None
         generator_model = resolve(type(self).generator) if settings.engine == "abstractive" else None
-        self.encoder = build_encoder(settings, encoder_model.path)
+        self.encoder_tag, self.encoder = load_encoder(settings, resolve(type(self).encoder), exported)
         # A class attribute BentoML reads at every poll; this worker has only our dispatchers.
-        CorkDispatcher.TICKET_INTERVAL = dispatcher_tick_s(settings.dispatcher_tick_ms, self.encoder.device.type)
-        self.encoder_tag = encoder_model.tag
+        CorkDispatcher.TICKET_INTERVAL = dispatcher_tick_s(settings.dispatcher_tick_ms, self.encoder.device_type)
         self.engine = build_engine(
             settings,
             encoder=self.encoder,
-            encoder_tag=encoder_model.tag,
+            encoder_tag=self.encoder_tag,
             generator_dir=generator_model.path if generator_model else None,
             generator_tag=generator_model.tag if generator_model else None,
         )

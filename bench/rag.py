@@ -23,7 +23,7 @@ import bm25s
 import numpy as np
 
 from models.store import default_encoder_folder
-from pipelines.engines.encoder import SentenceEncoder
+from pipelines.engines.torch_encoder import TorchEncoder
 from pipelines.rag.index import Document, KnowledgeIndex
 from pipelines.text.sentences import split_sentences
 
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--chunk-words", type=int, default=120)
     args = parser.parse_args()
     rows = load(args.eval_dir)
-    encoder = SentenceEncoder(default_encoder_folder())
+    encoder = TorchEncoder(default_encoder_folder())
     with tempfile.TemporaryDirectory() as folder:
         index = KnowledgeIndex(Path(folder), "bench-encoder", encoder.dim, chunk_words=args.chunk_words)
         started = time.perf_counter()

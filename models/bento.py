@@ -31,6 +31,7 @@ import yaml
 from bentoml.exceptions import NotFound
 
 from models.store import stored_tag
+from pipelines.engines.runtime import exported_ref
 from pipelines.settings import Settings
 
 SETTINGS_PREFIX = "SUMMARIZER_"
@@ -111,6 +112,9 @@ def model_refs(settings: Settings) -> list[str]:
     A test builds a Bento and checks these against the models BentoML actually packed.
     """
     refs = [settings.encoder_model]
+    exported = exported_ref(settings.encoder_model, settings.encoder_runtime)
+    if exported:
+        refs.append(exported)
     if settings.engine == "abstractive":
         refs.append(settings.abstractive_model)
     if settings.ner_model:

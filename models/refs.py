@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import bentoml
 
@@ -14,6 +15,7 @@ from models import ModelImportError
 class ResolvedModel:
     tag: str
     path: Path
+    metadata: dict[str, Any] = field(default_factory=dict)  # what the importer or exporter recorded
 
 
 def resolve(ref: bentoml.models.BentoModel) -> ResolvedModel:
@@ -22,7 +24,7 @@ def resolve(ref: bentoml.models.BentoModel) -> ResolvedModel:
     if stored is None:
         raise ModelImportError(
             f"model {ref.tag} is not in the BentoML model store; import it first: "
-            "`python -m models import-default` for the encoder and the NER pipeline, "
+            "`python -m models import-default` for the encoder, its ONNX exports and the NER pipeline, "
             "`python -m models import SOURCE --name NAME` for a generator or another NER model"
         )
-    return ResolvedModel(tag=str(stored.tag), path=Path(stored.path))
+    return ResolvedModel(tag=str(stored.tag), path=Path(stored.path), metadata=dict(stored.info.metadata))

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     # Engine and models
     engine: Literal["extractive", "abstractive"] = "extractive"
     encoder_model: str = "summarizer-encoder:latest"
+    # auto: ONNX Runtime int8 on CPU, PyTorch on a GPU (pipelines/engines/runtime.py).
+    encoder_runtime: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     abstractive_model: str = "summarizer-abstractive:latest"
     device: str = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
@@ -123,7 +125,7 @@ class Settings(BaseSettings):
     # on a GPU, where batches take milliseconds; 10 ms on CPU, where they take seconds and every
     # wake-up takes the GIL from the thread running the model (pipelines/engines/grouping.py).
     dispatcher_tick_ms: float | None = Field(None, gt=0, le=100)
-    # torch intra-op threads in the model worker; 0 keeps torch's default (one per core).
+    # Intra-op threads of the model worker's runtime (torch or ONNX Runtime); 0 keeps its default.
     torch_threads: int = Field(0, ge=0)
 
     # Abstractive generation

@@ -23,10 +23,15 @@ def load_encoder(settings: Settings) -> tuple[str, SentenceEncoder]:
     import bentoml  # heavy imports only when a model is really loaded
 
     from models.refs import resolve
-    from pipelines.engines.factory import build_encoder
+    from pipelines.engines import factory
+    from pipelines.engines.runtime import choose_runtime, exported_ref
 
-    model = resolve(bentoml.models.BentoModel(settings.encoder_model))
-    return model.tag, build_encoder(settings, model.path)
+    encoder = resolve(bentoml.models.BentoModel(settings.encoder_model))
+    exported = None
+    if choose_runtime(settings.encoder_runtime, settings.device) != "torch":
+        ref = exported_ref(settings.encoder_model, settings.encoder_runtime)
+        exported = resolve(bentoml.models.BentoModel(ref)) if ref else None
+    return factory.load_encoder(settings, encoder, exported)
 
 
 def input_pipeline(settings: Settings) -> InputPipeline:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+if TYPE_CHECKING:
+    import torch
+
+# Imported inside each function: the ONNX encoder path never loads torch (a second of cold start).
 
 
 def select_device(requested: str = "auto") -> torch.device:
     """`auto` prefers CUDA, then Apple MPS, then CPU. An explicit device that is absent fails early."""
+    import torch
+
     if requested == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -24,8 +29,10 @@ def select_device(requested: str = "auto") -> torch.device:
 def select_dtype(requested: str, device: torch.device) -> torch.dtype:
     """`auto`: bfloat16 on GPUs that support it (no fp16 overflow in long generations), else
     float16 on CUDA, float32 on CPU (half precision is slow or unsupported there)."""
+    import torch
+
     if requested != "auto":
-        return _DTYPES[requested]
+        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[requested]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
@@ -35,4 +42,6 @@ def set_threads(threads: int) -> None:
     """Cap torch's intra-op threads (0 keeps its default). The entry worker's redaction shares the
     cores with the model worker, and oversubscribed OpenMP threads spin instead of working."""
     if threads > 0:
+        import torch
+
         torch.set_num_threads(threads)

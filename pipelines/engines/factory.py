@@ -3,22 +3,58 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines.engines.contract import Engine
 from pipelines.engines.encoder import SentenceEncoder
 from pipelines.engines.extractive import ExtractiveEngine
+from pipelines.engines.runtime import Runtime, choose_runtime
 from pipelines.errors import ConfigError
 from pipelines.settings import Settings
 
+if TYPE_CHECKING:
+    from models.refs import ResolvedModel
 
-def build_encoder(settings: Settings, model_dir: Path) -> SentenceEncoder:
-    return SentenceEncoder(
+
+def build_encoder(settings: Settings, model_dir: Path, runtime: Runtime = "torch") -> SentenceEncoder:
+    """`model_dir` is the imported encoder for `torch`, its export for an ONNX runtime. Each runtime's
+    module is imported only here: the ONNX path never loads torch or transformers."""
+    if runtime == "torch":
+        from pipelines.engines.torch_encoder import TorchEncoder
+
+        return TorchEncoder(
+            model_dir,
+            device=settings.device,
+            dtype=settings.dtype,
+            max_batch_tokens=settings.encoder_batch_tokens,
+            max_chars=settings.max_sentence_chars,
+        )
+    from pipelines.engines.onnx_encoder import OnnxEncoder
+
+    return OnnxEncoder(
         model_dir,
-        device=settings.device,
-        dtype=settings.dtype,
+        runtime=runtime,
+        threads=settings.torch_threads,
         max_batch_tokens=settings.encoder_batch_tokens,
         max_chars=settings.max_sentence_chars,
     )
+
+
+def load_encoder(settings: Settings, encoder: ResolvedModel, exported: ResolvedModel | None) -> tuple[str, SentenceEncoder]:
+    """The encoder `encoder_runtime` picks, and the tag of the model it runs (what a RAG index records:
+    vectors of different runtimes never mix). `exported` is the ONNX export the service declared."""
+    runtime = choose_runtime(settings.encoder_runtime, settings.device)
+    if runtime == "torch":
+        return encoder.tag, build_encoder(settings, encoder.path)
+    if exported is None or exported.metadata.get("runtime") != runtime:
+        found = exported.tag if exported else "none"
+        raise ConfigError(f"encoder_runtime {runtime!r} needs that runtime's export of {encoder.tag}, got {found}")
+    if exported.metadata.get("made_from") != encoder.tag:
+        raise ConfigError(
+            f"{exported.tag} was exported from {exported.metadata.get('made_from')}, but the encoder is {encoder.tag}: "
+            "run `python -m models export-onnx` (or SUMMARIZER_ENCODER_RUNTIME=torch)"
+        )
+    return exported.tag, build_encoder(settings, exported.path, runtime)
 
 
 def build_engine(

@@ -30,7 +30,6 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pipelines.errors import StorageFull, StorageReadOnly
 from pipelines.postgres.connection import DatabaseUnavailable, check_url, redacted, unavailable
-from pipelines.postgres.migrations import migrate
 
 log = logging.getLogger("summarizer.postgres")
 FULL = "the database cannot store anything: its disk is full; free space, then retry"
@@ -60,6 +59,8 @@ class Database:
 
     def migrate(self) -> str:
         """Bring the schema to this code's head now (start-up); SchemaTooNew or DatabaseUnavailable."""
+        from pipelines.postgres.migrations import migrate  # alembic and SQLAlchemy: only with a database
+
         with self._lock:
             if self._revision is None:
                 self._revision = migrate(self.url)

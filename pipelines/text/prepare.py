@@ -6,13 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines.errors import BadInput, InputTooLarge
 from pipelines.observe.metrics import INPUT_CHARS, REDACTIONS
 from pipelines.observe.stages import stage
 from pipelines.settings import Settings
 from pipelines.text.normalize import Format, NormalizeConfig, normalize
-from pipelines.text.redact import RedactionConfig, Redactor, check_config
+from pipelines.text.redaction_config import RedactionConfig, check_config
+
+if TYPE_CHECKING:
+    from pipelines.text.redact import Redactor
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class InputPipeline:
     @classmethod
     def from_settings(cls, settings: Settings, ner_model_dir: Path | None = None) -> InputPipeline:
         normalize_config, redaction_config = cls.check_settings(settings)
+        from pipelines.text.redact import Redactor  # Presidio and spaCy: seconds to import, only where text is redacted
+
         extra, spacy_folder = [], None
         if ner_model_dir is not None and settings.redact:
             from pipelines.text.ner import TransformersNerRecognizer, is_spacy_pipeline

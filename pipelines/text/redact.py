@@ -17,8 +17,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +41,10 @@ from presidio_analyzer.predefined_recognizers import (
 )
 from presidio_anonymizer import AnonymizerEngine
 
-from pipelines.settings import DEFAULT_PHONE_REGIONS
 from pipelines.text.ner import NAME_CONTEXT_SCORE, NameContextRecognizer
-from pipelines.settings import REDACTABLE_ENTITIES as BUILTIN_ENTITIES
+from pipelines.text.redaction_config import Redacted, RedactionConfig, Span, check_config
 
-_ENTITY_NAME = re.compile(r"^[A-Z][A-Z0-9_]{1,39}$")
+__all__ = ["Redacted", "RedactionConfig", "Redactor", "Span", "check_config", "windows"]
 
 
 # When two entity types claim overlapping text (a US SSN also parses as a phone number), the
@@ -203,29 +201,6 @@ class _BlankSpacyEngine(SpacyNlpEngine):
         return artifacts
 
 
-@dataclass(frozen=True)
-class RedactionConfig:
-    enabled: bool = True
-    entities: tuple[str, ...] = BUILTIN_ENTITIES
-    patterns: Mapping[str, str] = field(default_factory=dict)  # custom entity -> regex
-    phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
-    score_threshold: float = 0.3
-    ner_entities: tuple[str, ...] = ("PERSON", "LOCATION", "ORGANIZATION")  # what an NER model may redact
-
-
-@dataclass(frozen=True)
-class Span:
-    entity: str
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class Redacted:
-    text: str
-    counts: dict[str, int]  # entity type -> how many were replaced; never the values
-
-
 def _builtin_recognizers(config: RedactionConfig) -> dict[str, list[EntityRecognizer]]:
     return {
         "EMAIL_ADDRESS": [_EmailRecognizer()],
@@ -235,22 +210,6 @@ def _builtin_recognizers(config: RedactionConfig) -> dict[str, list[EntityRecogn
         "US_SSN": [_SsnRecognizer()],
         "IP_ADDRESS": [IpRecognizer()],
     }
-
-
-def check_config(config: RedactionConfig) -> None:
-    """Bad configuration fails at start-up, naming the setting."""
-    unknown = [e for e in config.entities if e not in BUILTIN_ENTITIES and e not in config.patterns]
-    if unknown:
-        raise ValueError(
-            f"redact_entities must be among {', '.join(BUILTIN_ENTITIES)} or a redact_patterns name, got {unknown}"
-        )
-    for name, regex in config.patterns.items():
-        if not _ENTITY_NAME.match(name):
-            raise ValueError(f"redact_patterns names must match {_ENTITY_NAME.pattern}, got {name!r}")
-        try:
-            re.compile(regex)
-        except re.error as exc:
-            raise ValueError(f"redact_patterns[{name!r}] must be a valid regex, got {regex!r}: {exc}") from None
 
 
 def _resolve_overlaps(found: Sequence[Any]) -> list[Any]:

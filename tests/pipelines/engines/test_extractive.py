@@ -9,7 +9,7 @@ import pytest
 
 from models.store import default_encoder_folder
 from pipelines.engines.contract import SummaryItem, SummaryResult
-from pipelines.engines.encoder import SentenceEncoder
+from pipelines.engines.torch_encoder import TorchEncoder
 from pipelines.engines.extractive import NEAR_DUPLICATE, ExtractiveEngine, cue_score, preprocess, relevance, select, trim
 from pipelines.errors import BadInput, ModelError
 from pipelines.styles import ExtractiveParams, StyleRegistry
@@ -20,12 +20,12 @@ STYLES = StyleRegistry.load()
 
 
 @pytest.fixture(scope="module")
-def encoder() -> SentenceEncoder:
-    return SentenceEncoder(Path(default_encoder_folder()), max_batch_tokens=2048)
+def encoder() -> TorchEncoder:
+    return TorchEncoder(Path(default_encoder_folder()), max_batch_tokens=2048)
 
 
 @pytest.fixture(scope="module")
-def engine(encoder: SentenceEncoder) -> ExtractiveEngine:
+def engine(encoder: TorchEncoder) -> ExtractiveEngine:
     return ExtractiveEngine(encoder, "summarizer-encoder:test")
 
 
@@ -35,13 +35,13 @@ def summarize(engine: ExtractiveEngine, text: str, style: str) -> SummaryResult:
     return outcome
 
 
-def test_encoder_gives_unit_vectors_that_match_meaning(encoder: SentenceEncoder) -> None:
+def test_encoder_gives_unit_vectors_that_match_meaning(encoder: TorchEncoder) -> None:
     vectors = encoder.encode(["The cat sat on the mat.", "A cat was sitting on a mat.", "Stock markets fell today."])
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[1] > 0.8 > 0.3 > vectors[0] @ vectors[2]
 
 
-def test_encoder_batches_do_not_change_vectors(encoder: SentenceEncoder) -> None:
+def test_encoder_batches_do_not_change_vectors(encoder: TorchEncoder) -> None:
     texts = [f"Sentence number {i} is about {'trains ' * (i % 7)}and weather." for i in range(40)]
     one_by_one = np.vstack([encoder.encode([t]) for t in texts])
     assert np.allclose(encoder.encode(texts), one_by_one, atol=1e-5)
@@ -101,7 +101,7 @@ def test_sentence_longer_than_budget_is_cut_not_dropped(engine: ExtractiveEngine
     assert result.summary.endswith("…") and result.summary_words <= style.extractive.max_words + 1
 
 
-def test_query_steers_selection(engine: ExtractiveEngine, encoder: SentenceEncoder) -> None:
+def test_query_steers_selection(engine: ExtractiveEngine, encoder: TorchEncoder) -> None:
     style = STYLES.get("casual").model_copy(update={"extractive": ExtractiveParams(max_words=40, max_sentences=1)})
     query = encoder.encode(["bus routes and journey times"])[0].tolist()
     outcome = engine.summarize([SummaryItem(text=NEWS, style=style, query=query)])[0]

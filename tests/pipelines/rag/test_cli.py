@@ -11,7 +11,7 @@ import pytest
 
 from models import ModelImportError
 from models.store import default_encoder_folder
-from pipelines.engines.encoder import SentenceEncoder
+from pipelines.engines.torch_encoder import TorchEncoder
 from pipelines.postgres.pool import Database
 from pipelines.rag.cli import Encoder, EncoderFactory, main
 from pipelines.rag.postgres import PostgresIndex
@@ -22,8 +22,8 @@ TAG = "summarizer-encoder:test"
 
 
 @pytest.fixture(scope="module")
-def encoder() -> SentenceEncoder:
-    return SentenceEncoder(default_encoder_folder())
+def encoder() -> TorchEncoder:
+    return TorchEncoder(default_encoder_folder())
 
 
 class ConstantEncoder:
@@ -68,7 +68,7 @@ def run(capsys: pytest.CaptureFixture[str], argv: list[str], settings: Settings 
 
 
 def test_index_is_redacted_incremental_and_listed(
-    docs: Path, tmp_path: Path, encoder: SentenceEncoder, capsys: pytest.CaptureFixture[str]
+    docs: Path, tmp_path: Path, encoder: TorchEncoder, capsys: pytest.CaptureFixture[str]
 ) -> None:
     index = tmp_path / "index"
     code, out, err = run(capsys, ["index", str(docs), "--dir", str(index)], encoder_factory=factory(encoder))

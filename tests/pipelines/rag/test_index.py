@@ -141,9 +141,9 @@ def test_qdrant_local_mode(tmp_path: Path, embed: FakeEmbed) -> None:
 
 
 def test_real_encoder_retrieves_by_meaning(tmp_path: Path) -> None:
-    from pipelines.engines.encoder import SentenceEncoder
+    from pipelines.engines.torch_encoder import TorchEncoder
 
-    encoder = SentenceEncoder(default_encoder_folder())
+    encoder = TorchEncoder(default_encoder_folder())
     docs = [
         Document("vpn.md", "# VPN\n\nConnect to the office network from home with the WireGuard client and your token."),
         Document("leave.md", "# Holidays\n\nEmployees get 25 days of paid vacation a year; request time off in the HR portal."),

@@ -1,0 +1,63 @@
+"""The MiniLM sentence encoder in ONNX Runtime on CPU: the export of `python -m models export-onnx`.
+
+The exported graph ends in the mean pooling and L2 normalization that torch_encoder.py does in
+PyTorch, so a pass returns finished vectors. Tokenization is Hugging Face `tokenizers` on the same
+tokenizer.json, without transformers or torch: the model worker then starts in a fraction of the
+time (docs/performance.md, "Cold start").
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from pipelines.engines.encoder import SentenceEncoder
+
+MODEL_FILE = "model.onnx"
+OUTPUT = "embedding"
+
+
+class OnnxEncoder(SentenceEncoder):
+    device_type = "cpu"
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        runtime: str = "onnx",
+        threads: int = 0,
+        max_batch_tokens: int = 2048,
+        max_batch_items: int = 64,
+        max_chars: int = 2000,
+    ) -> None:
+        super().__init__(max_batch_tokens=max_batch_tokens, max_batch_items=max_batch_items, max_chars=max_chars)
+        self.runtime = runtime
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # 0: one per physical core, as torch does
+        options.inter_op_num_threads = 1  # one branch at a time: the graph is a straight line
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: ORT warns about every unused initializer
+        self.session = ort.InferenceSession(str(model_dir / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.dim = int(self.session.get_outputs()[0].shape[1])
+        config = json.loads((model_dir / "tokenizer_config.json").read_text())
+        # As AutoTokenizer with truncation=True, max_length=512 does in torch_encoder.py.
+        self.max_tokens = min(int(config.get("model_max_length", 512)), 512)
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.max_tokens)
+        pad = str(config.get("pad_token", "[PAD]"))
+        self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id(pad) or 0, pad_token=pad)
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
+        encoded = self.tokenizer.encode_batch(texts)
+        feed = {
+            "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
+        }
+        (vectors,) = self.session.run([OUTPUT], {k: v for k, v in feed.items() if k in self.inputs})
+        return np.asarray(vectors, dtype=np.float32)

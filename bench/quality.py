@@ -17,6 +17,11 @@ how many documents had each type (`documents_with`); `SUMMARIZER_REDACT_NER_MODE
 with name redaction off. Documents are also reported in two fixed halves (by a hash of their id):
 `tune` is what the extractive settings were tuned on, `heldout` checks they carry over.
 Writes bench/results/quality.json and prints a Markdown table.
+
+`--runtimes torch onnx onnx-int8` summarizes the same documents with each encoder runtime
+(pipelines/engines/runtime.py) and checks the gate a CPU default must pass: every style's ROUGE-1,
+ROUGE-2 and ROUGE-Lsum within GATE_POINTS of the first runtime's (PyTorch). Writes
+bench/results/quality_runtimes.json.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ import numpy as np
 from rouge_score import rouge_scorer
 
 from pipelines.batch.core import BatchDocument, PreparedDocument
-from pipelines.batch.inprocess import LocalPipeline
+from pipelines.batch.inprocess import LocalPipeline, load_engine
+from pipelines.engines.runtime import RUNTIMES
 from pipelines.engines.contract import summarize_isolated
 from pipelines.engines.extractive import closer_to_target
 from pipelines.styles import ExtractiveParams
@@ -46,6 +52,8 @@ from pipelines.text.sentences import split_sentences, word_count
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "eval"
 DEFAULT_OUT = REPO / "bench" / "results" / "quality.json"
+RUNTIMES_OUT = REPO / "bench" / "results" / "quality_runtimes.json"
+GATE_POINTS = 0.3
 FILE_STYLES = {"news": "news", "legal": "legal", "dialogue": "casual"}
 # The baseline each style must beat: lead-3 is the classic news baseline; a chat summary is
 # about two turns long, so lead-2 there.
@@ -262,16 +270,7 @@ def table(results: Sequence[dict[str, Any]], part: str = "all") -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of news/legal/dialogue.jsonl, or one JSONL file")
-    parser.add_argument("--styles", nargs="+", help="only these styles (with one file: the style to use for it)")
-    parser.add_argument("--limit", type=int, help="first N documents of each file (quick checks)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    args = parser.parse_args(argv)
-
-    pipeline = LocalPipeline()
-    rouge = Rouge()
+def run_styles(pipeline: LocalPipeline, args: argparse.Namespace, rouge: Rouge) -> list[dict[str, Any]]:
     results = []
     for style, path in datasets(args.data, args.styles):
         pairs = load_pairs(path, args.limit)
@@ -281,22 +280,62 @@ def main(argv: Sequence[str] | None = None) -> None:
         s, b = result["all"]["system"], result["all"]["leads"][result["baseline"]]
         ci = result["all"].get(f"vs_{result['baseline']}_95ci", {})
         print(
-            f"{style}: {len(pairs)} documents, {result['engine']} R-1/2/Lsum "
+            f"{style}: {len(pairs)} documents, {result['engine']} ({result['model']}) R-1/2/Lsum "
             f"{s['rouge1']:.2f}/{s['rouge2']:.2f}/{s['rougeLsum']:.2f} vs {result['baseline']} "
             f"{b['rouge1']:.2f}/{b['rouge2']:.2f}/{b['rougeLsum']:.2f}; difference 95% CI {ci} "
             f"({result['summarize_s']} s)",
             file=sys.stderr,
         )
-    for part in ("all", "tune", "heldout"):
-        print(f"\n{part}:\n{table(results, part)}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    record = {
+    return results
+
+
+def runtime_gate(by_runtime: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Each runtime's ROUGE minus the first runtime's, per style and metric, and whether all are within the gate."""
+    reference, *others = by_runtime
+    gate: dict[str, Any] = {"reference": reference, "max_points": GATE_POINTS, "runtimes": {}}
+    for runtime in others:
+        deltas = {
+            ref["style"]: {m: round(got["all"]["system"][m] - ref["all"]["system"][m], 2) for m in METRICS}
+            for ref, got in zip(by_runtime[reference], by_runtime[runtime], strict=True)
+        }
+        worst = max(abs(d) for style in deltas.values() for d in style.values())
+        gate["runtimes"][runtime] = {"deltas": deltas, "worst": worst, "passed": worst <= GATE_POINTS}
+    return gate
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of news/legal/dialogue.jsonl, or one JSONL file")
+    parser.add_argument("--styles", nargs="+", help="only these styles (with one file: the style to use for it)")
+    parser.add_argument("--limit", type=int, help="first N documents of each file (quick checks)")
+    parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, help="compare encoder runtimes; the first is the reference")
+    parser.add_argument("--out", type=Path, help=f"default: {DEFAULT_OUT.name}, or {RUNTIMES_OUT.name} with --runtimes")
+    args = parser.parse_args(argv)
+
+    pipeline = LocalPipeline()
+    rouge = Rouge()
+    record: dict[str, Any] = {
         "command": " ".join(["python -m bench.quality", *(argv or sys.argv[1:])]),
         "ner_model": pipeline.settings.ner_model,  # None: names, places and organizations not redacted
-        "results": results,
     }
-    args.out.write_text(json.dumps(record, indent=2))
-    print(f"\nwrote {args.out}: the figures of docs/quality.md")
+    if args.runtimes:
+        by_runtime = {}
+        for runtime in args.runtimes:
+            pipeline.engine = load_engine(pipeline.settings.model_copy(update={"encoder_runtime": runtime}))
+            by_runtime[runtime] = run_styles(pipeline, args, rouge)
+        record |= {"results": by_runtime, "gate": runtime_gate(by_runtime)}
+        for runtime, verdict in record["gate"]["runtimes"].items():
+            print(f"{runtime}: worst ROUGE difference to {args.runtimes[0]} {verdict['worst']:.2f} points "
+                  f"(gate {GATE_POINTS}): {'passed' if verdict['passed'] else 'FAILED'}; {verdict['deltas']}")  # fmt: skip
+    else:
+        results = run_styles(pipeline, args, rouge)
+        for part in ("all", "tune", "heldout"):
+            print(f"\n{part}:\n{table(results, part)}")
+        record["results"] = results
+    out = args.out or (RUNTIMES_OUT if args.runtimes else DEFAULT_OUT)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2))
+    print(f"\nwrote {out}: the figures of docs/quality.md")
 
 
 if __name__ == "__main__":

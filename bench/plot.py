@@ -17,6 +17,8 @@ def plot(results: list[dict[str, Any]], out: Path) -> None:
         best = max(result["limit"]["pipeline"].values())
         top, bottom = axes[0][column], axes[1][column]
         for name, style in (("ours", "o-"), ("naive", "s--")):
+            if name not in result:  # bench.perf --no-naive
+                continue
             rows = result[name]["closed"]
             levels = [r["level"] for r in rows]
             top.plot(levels, [r["ok_per_s"] for r in rows], style, label=name)

@@ -1,13 +1,14 @@
 """Retrieval quality against BM25, indexing throughput and search latency at 10k chunks.
 
-    .venv/bin/python -m bench.rag [--eval-dir ../shared/eval]
+    .venv/bin/python -m bench.rag [--eval-dir ../shared/eval] [--runtime torch|onnx|onnx-int8]
 
 Test set, built at run time from the evaluation data (never copied into the repo): the news
 articles and bills are the "documentation"; each sentence of a reference summary is a query
 whose relevant chunks are those of its own document. recall@k: share of queries with a chunk
 of the right document among the first k. The same chunks go to BM25 (bm25s) as the baseline.
 Latency: the index is filled to 10,000 chunks (real chunks plus random unit vectors) and
-queried with the real query vectors. Writes bench/results/rag.json.
+queried with the real query vectors. Writes bench/results/rag.json (PyTorch, the reference), or
+rag_<runtime>.json for another encoder runtime: its recall must stay within 1 point of PyTorch's.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from models.store import default_encoder_folder
-from pipelines.engines.torch_encoder import TorchEncoder
+from bench.encoder import encoder_for
+from pipelines.engines.runtime import RUNTIMES
 from pipelines.rag.index import Document, KnowledgeIndex
+from pipelines.settings import Settings
 from pipelines.text.sentences import split_sentences
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,9 +52,10 @@ def main() -> None:
     parser.add_argument("--eval-dir", type=Path, default=REPO.parent / "shared" / "eval")
     parser.add_argument("--fill", type=int, default=10_000)
     parser.add_argument("--chunk-words", type=int, default=120)
+    parser.add_argument("--runtime", choices=RUNTIMES, default="torch", help="encoder runtime (default: %(default)s)")
     args = parser.parse_args()
     rows = load(args.eval_dir)
-    encoder = TorchEncoder(default_encoder_folder())
+    encoder = encoder_for(args.runtime, Settings(device="cpu"))
     with tempfile.TemporaryDirectory() as folder:
         index = KnowledgeIndex(Path(folder), "bench-encoder", encoder.dim, chunk_words=args.chunk_words)
         started = time.perf_counter()
@@ -103,7 +106,8 @@ def main() -> None:
         print(f"recall@{k}: dense {ours:.3f} vs BM25 {bm25:.3f} ({ours / max(bm25, 1e-9):.2f}x)")
     print(f"indexing: {result['index_chunks_per_s']:.1f} chunks/s (chunking, embedding and commit)")
     print(f"search at {result['search_chunks']} chunks: p50 {result['search_p50_ms']:.2f} ms, p95 {result['search_p95_ms']:.2f} ms")
-    out = REPO / "bench" / "results" / "rag.json"
+    result["runtime"] = args.runtime
+    out = REPO / "bench" / "results" / ("rag.json" if args.runtime == "torch" else f"rag_{args.runtime}.json")
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out.relative_to(REPO)}: the figures of docs/rag.md")
 

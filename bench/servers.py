@@ -37,6 +37,15 @@ class Running:
         """Resident memory of each process of the tree, MiB."""
         return {label: round(p.memory_info().rss / 2**20, 1) for label, p in self.processes().items()}
 
+    def peak_mib(self) -> dict[str, float]:
+        """Peak resident memory (VmHWM) of each process of the tree since it started, MiB."""
+        peaks = {}
+        for label, proc in self.processes().items():
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            (line,) = [row for row in status.splitlines() if row.startswith("VmHWM:")]
+            peaks[label] = round(int(line.split()[1]) / 1024, 1)
+        return peaks
+
     def stop(self) -> None:
         """SIGTERM the tree, then SIGKILL what is left (BentoML workers have process groups of their own)."""
         tree = psutil.Process(self.proc.pid).children(recursive=True)

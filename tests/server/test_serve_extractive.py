@@ -61,7 +61,7 @@ def test_each_style_gives_a_real_summary_that_differs_by_style(server: Server) -
         body = response.json()
         assert body["style"] == style
         assert body["engine"] == "extractive"
-        assert re.fullmatch(r"summarizer-encoder:\w+", body["model"])
+        assert re.fullmatch(r"summarizer-encoder-onnx-int8:\w+", body["model"])  # the CPU default runtime
         assert body["timing"]["total_ms"] >= body["timing"]["model_ms"] > 0
         assert 0 < body["summary_words"] < body["input_words"]
         # Extractive: every summary sentence is a sentence of the document.
@@ -201,6 +201,19 @@ def test_style_header_and_body_field_must_agree(server: Server) -> None:
     assert response.status_code == 200
     wait_for(lambda: "style-from-body" in server.request_logs())
     assert server.request_logs()["style-from-body"]["style"] == "casual"
+
+
+def test_the_torch_runtime_serves_the_same_summaries_from_the_encoder_itself(
+    start_server: StartServer, bentoml_home: Path, server: Server
+) -> None:
+    """The default CPU runtime (int8 ONNX) picks the same sentences as PyTorch on these documents;
+    bench.quality --runtimes measures the eval sets (docs/performance.md, "Encoder runtimes")."""
+    reference = start_server(bentoml_home, encoder_runtime="torch")
+    for text in (NEWS, LEGAL, DIALOGUE):
+        for style in ("news", "legal", "casual"):
+            ours, theirs = post(server, text, style).json(), post(reference, text, style).json()
+            assert re.fullmatch(r"summarizer-encoder:\w+", theirs["model"]), theirs["model"]
+            assert ours["summary"] == theirs["summary"], (style, text[:40])
 
 
 def test_timeout_is_504_and_server_stays_healthy(start_server: StartServer, bentoml_home: Path) -> None:

@@ -96,7 +96,8 @@ def test_the_build_sees_the_bentofile_settings_and_none_from_the_shell(monkeypat
     monkeypatch.setenv("SUMMARIZER_ENGINE", "abstractive")
     monkeypatch.setenv("SUMMARIZER_ABSTRACTIVE_MODEL", "from-the-shell:latest")
     cpu, gpu = (BentoFile.load(REPO / name) for name in ("bentofile.yaml", "bentofile.gpu.yaml"))
-    assert model_refs(build_settings(cpu)) == ["summarizer-encoder:latest", "summarizer-ner:latest"]
+    # The CPU Bento packs the int8 export its default runtime loads; the GPU one runs PyTorch.
+    assert model_refs(build_settings(cpu)) == ["summarizer-encoder:latest", "summarizer-encoder-onnx-int8:latest", "summarizer-ner:latest"]
     assert model_refs(build_settings(gpu)) == ["summarizer-encoder:latest", "summarizer-abstractive:latest", "summarizer-ner:latest"]
     assert os.environ["SUMMARIZER_ENGINE"] == "abstractive"  # restored afterwards
     env = build_environment(gpu)
@@ -106,9 +107,11 @@ def test_the_build_sees_the_bentofile_settings_and_none_from_the_shell(monkeypat
 
 def test_model_refs_follow_the_settings() -> None:
     settings = Settings(engine="abstractive", abstractive_model="bart:1", redact_ner_model="ner:2")
-    assert model_refs(settings) == ["summarizer-encoder:latest", "bart:1", "ner:2"]
-    assert model_refs(Settings(redact_ner_model="")) == ["summarizer-encoder:latest"]  # names not redacted: not packed
-    assert model_refs(Settings(redact=False)) == ["summarizer-encoder:latest"]
+    assert model_refs(settings) == ["summarizer-encoder:latest", "summarizer-encoder-onnx-int8:latest", "bart:1", "ner:2"]
+    torch_only = {"encoder_runtime": "torch"}
+    assert model_refs(Settings(redact_ner_model="", **torch_only)) == ["summarizer-encoder:latest"]  # names not redacted: not packed
+    assert model_refs(Settings(redact=False, **torch_only)) == ["summarizer-encoder:latest"]
+    assert model_refs(Settings(redact=False, encoder_runtime="onnx")) == ["summarizer-encoder:latest", "summarizer-encoder-onnx:latest"]
 
 def _bentofile(name: str) -> dict[str, object]:
     data = yaml.safe_load((REPO / name).read_text())

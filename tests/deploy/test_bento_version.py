@@ -108,9 +108,8 @@ def test_the_build_sees_the_bentofile_settings_and_none_from_the_shell(monkeypat
 def test_model_refs_follow_the_settings() -> None:
     settings = Settings(engine="abstractive", abstractive_model="bart:1", redact_ner_model="ner:2")
     assert model_refs(settings) == ["summarizer-encoder:latest", "summarizer-encoder-onnx-int8:latest", "bart:1", "ner:2"]
-    torch_only = {"encoder_runtime": "torch"}
-    assert model_refs(Settings(redact_ner_model="", **torch_only)) == ["summarizer-encoder:latest"]  # names not redacted: not packed
-    assert model_refs(Settings(redact=False, **torch_only)) == ["summarizer-encoder:latest"]
+    assert model_refs(Settings(redact_ner_model="", encoder_runtime="torch")) == ["summarizer-encoder:latest"]  # names not redacted: not packed
+    assert model_refs(Settings(redact=False, encoder_runtime="torch")) == ["summarizer-encoder:latest"]
     assert model_refs(Settings(redact=False, encoder_runtime="onnx")) == ["summarizer-encoder:latest", "summarizer-encoder-onnx:latest"]
 
 def _bentofile(name: str) -> dict[str, object]:

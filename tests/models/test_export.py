@@ -3,7 +3,7 @@
 Tolerances: the fp32 export is the same arithmetic in another order, so every component within
 1e-5 of PyTorch's; int8 weights move vectors by a few percent, so cosine similarity to PyTorch's at
 least 0.98 on average and 0.95 for any sentence (bench/encoder.py measures the eval set: mean
-0.992, min 0.96). Exports live in the session's shared encoder store, made once.
+0.996, min 0.985). Exports live in the session's shared encoder store, made once.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ def test_each_export_is_stored_with_what_it_was_made_from(exports: dict[str, ben
         assert meta["made_from"] == encoder_store.tag and meta["source"] == f"bentoml://{encoder_store.tag}"
         assert float(str(meta["check_min_cos"])) >= (0.9999 if runtime == "onnx" else 0.95)
         assert {p.name for p in Path(model.path).iterdir()} >= {"model.onnx", "tokenizer.json", "tokenizer_config.json"}
-    # int8 weights: about a quarter of the fp32 file.
+    # int8 weights, but for the feed-forward down-projections: about 37% of the fp32 file.
     sizes = {r: (Path(m.path) / "model.onnx").stat().st_size for r, m in exports.items()}
-    assert sizes["onnx-int8"] < sizes["onnx"] / 3
+    assert sizes["onnx-int8"] < sizes["onnx"] / 2
 
 
 def test_exporting_again_returns_the_stored_version(exports: dict[str, bentoml.Model], encoder_store: ImportResult) -> None:

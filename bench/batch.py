@@ -23,6 +23,12 @@ Writes bench/results/batch.json. Absolute numbers on a shared 2-core machine are
    PostgreSQL (peak RSS of the one replica's tree). Tiny documents by default (`--corpus tiny`): the model's work is then
    smallest, so the store's share of the time, and any slowdown it brings, is largest.
    Writes bench/results/batch_backends.json.
+
+    .venv/bin/python -m bench.batch --runtimes torch onnx-int8 --docs 2000
+
+4. runtimes (issue 22; instead of 1 and 2): the same job of `--docs` short documents on one
+   server per encoder runtime, one after the other, twice in alternating order; the best
+   documents/s of each against the first runtime's. Writes bench/results/batch_runtimes.json.
 """
 
 from __future__ import annotations
@@ -93,10 +99,14 @@ def baseline(path: Path, limit: int) -> float:
 class Server:
     """`bentoml serve` with its own job store; samples the RSS of its process tree."""
 
-    def __init__(self, home: Path, data_dir: Path, jobs_dir: Path, database_url: str | None = None) -> None:
+    def __init__(
+        self, home: Path, data_dir: Path, jobs_dir: Path, database_url: str | None = None, encoder_runtime: str | None = None
+    ) -> None:
         port = free_port()
         env = base_env(home)
         env.update(SUMMARIZER_JOBS_DIR=str(jobs_dir), SUMMARIZER_JOBS_DATA_DIR=str(data_dir))
+        if encoder_runtime:
+            env["SUMMARIZER_ENCODER_RUNTIME"] = encoder_runtime
         if database_url:
             env["SUMMARIZER_DATABASE_URL"] = database_url
         self.url = f"http://127.0.0.1:{port}"
@@ -186,6 +196,31 @@ def two_replicas(home: Path, data: Path, root: Path, file_name: str, database_ur
         second.stop()
 
 
+def compare_runtimes(args: argparse.Namespace) -> None:
+    """4. in the docstring: one job per runtime, in the order given and then reversed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        home, data = root / "home", root / "data"
+        data.mkdir()
+        run_models_cli(base_env(home), "import-default")
+        write_corpus(data / "short.jsonl", args.docs, eval_sentences(), (4, 6), seed=1)
+        runs: dict[str, list[dict[str, Any]]] = {r: [] for r in args.runtimes}
+        for i, runtime in enumerate([*args.runtimes, *reversed(args.runtimes)]):
+            server = Server(home, data, root / f"jobs-{i}", encoder_runtime=runtime)
+            try:
+                runs[runtime].append(server.run_job("short.jsonl"))
+            finally:
+                server.stop()
+            print(f"{runtime}: {runs[runtime][-1]['docs_per_s']:.2f} docs/s; {runs[runtime][-1]}", flush=True)
+    best = {r: max(job["docs_per_s"] for job in jobs) for r, jobs in runs.items()}
+    reference = args.runtimes[0]
+    ratios = {r: round(v / best[reference], 3) for r, v in best.items()}
+    print(f"job of {args.docs} documents, best docs/s: {best}; x {reference}: {ratios}")
+    out = REPO / "bench" / "results" / "batch_runtimes.json"
+    out.write_text(json.dumps({"docs": args.docs, "runs": runs, "best_docs_per_s": best, f"x_{reference}": ratios}, indent=2))
+    print(f"wrote {out.relative_to(REPO)}: the figures of docs/performance.md")
+
+
 def compare_backends(args: argparse.Namespace) -> None:
     """3. in the docstring: SQLite against PostgreSQL on one replica, then memory on PostgreSQL."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -231,9 +266,13 @@ def main() -> None:
     parser.add_argument("--memory-docs", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--database-url", help="compare the SQLite and PostgreSQL job stores (3. above)")
     parser.add_argument("--corpus", choices=["tiny", "short"], default="tiny", help="documents of the comparison")
+    parser.add_argument("--runtimes", nargs="+", help="compare encoder runtimes on the same job (4. above)")
     args = parser.parse_args()
     if args.database_url:
         compare_backends(args)
+        return
+    if args.runtimes:
+        compare_runtimes(args)
         return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -105,8 +105,9 @@ def encoder_tag(home: Path) -> str:
 
 
 def default_tags(home: Path) -> set[str]:
-    """The default deployment's models: the encoder, and the NER pipeline redaction uses."""
-    return {encoder_tag(home), stored_tag(home, "summarizer-ner")}
+    """The default deployment's models: the encoder, its int8 export (the CPU runtime), and the NER
+    pipeline redaction uses."""
+    return {encoder_tag(home), stored_tag(home, "summarizer-encoder-onnx-int8"), stored_tag(home, "summarizer-ner")}
 
 
 @dataclass(frozen=True)
@@ -139,9 +140,10 @@ def test_the_bento_packs_the_sources_and_nothing_else(cpu: Built) -> None:
 def test_the_bento_holds_the_configured_engines_models(cpu: Built) -> None:
     assert cpu.tag.startswith("summarizer:")
     assert cpu.model_tags == default_tags(cpu.home)
-    # The engine's model in the model service; the NER pipeline where redaction runs, the entry service.
+    # The engine's models in the model service (the encoder and the int8 export its default CPU
+    # runtime loads); the NER pipeline where redaction runs, the entry service.
     models = {s["name"]: {str(m["tag"]).partition(":")[0] for m in s["models"]} for s in cpu.info["services"]}
-    assert models == {"summarizer-model": {"summarizer-encoder"}, "summarizer": {"summarizer-ner"}}
+    assert models == {"summarizer-model": {"summarizer-encoder", "summarizer-encoder-onnx-int8"}, "summarizer": {"summarizer-ner"}}
     assert {e["name"]: e["value"] for e in cpu.info["envs"]}["SUMMARIZER_ENGINE"] == "extractive"
 
 
@@ -181,13 +183,16 @@ def test_the_cpu_image(cpu: Built, tmp_path: Path) -> None:
     # The models travel in the image, under the Bento's own model store.
     (name, _, version) = encoder_tag(cpu.home).partition(":")
     assert f"models/{name}/{version}/model.yaml" in image.context
+    assert [p for p in image.context if p.startswith("models/summarizer-encoder-onnx-int8/")]
     assert not [p for p in image.context if p.startswith("models/summarizer-abstractive/")]
 
 
 def test_the_gpu_variant(gpu: Built, cpu: Built, tmp_path: Path) -> None:
     assert gpu.tag.startswith("summarizer-gpu:") and gpu.tag.partition(":")[2] != cpu.tag.partition(":")[2]
     abstractive = {t for t in gpu.model_tags if t.startswith("summarizer-abstractive:")}
-    assert len(abstractive) == 1 and gpu.model_tags == {*default_tags(gpu.home), *abstractive}
+    # PyTorch on the GPU (SUMMARIZER_ENCODER_RUNTIME=torch): no ONNX export packed.
+    without_export = {t for t in default_tags(gpu.home) if not t.startswith("summarizer-encoder-onnx-int8:")}
+    assert len(abstractive) == 1 and gpu.model_tags == {*without_export, *abstractive}
     image = containerfile(gpu, tmp_path)
     args = _env_lines(image.dockerfile)
     assert args["SUMMARIZER_ENGINE"] == "abstractive" and "UV_TORCH_BACKEND" not in args  # PyPI's CUDA torch
@@ -223,7 +228,7 @@ def test_an_exported_bento_serves_from_a_fresh_home_without_network(cpu: Built, 
     imported = subprocess.run([str(BIN / "bentoml"), "import", str(archive)], env=env, capture_output=True, text=True, timeout=300)
     assert imported.returncode == 0, imported.stderr[-4000:]
     assert (fresh / "bentos" / cpu.path.relative_to(cpu.home / "bentos")).is_dir()
-    assert {p.name for p in (fresh / "models").iterdir()} == {"summarizer-encoder", "summarizer-ner"}
+    assert {p.name for p in (fresh / "models").iterdir()} == {"summarizer-encoder", "summarizer-encoder-onnx-int8", "summarizer-ner"}
 
     workdir = tmp_path / "elsewhere"  # no checkout: an empty folder
     workdir.mkdir()

@@ -172,7 +172,7 @@ def test_summarize_with_each_style(context: BrowserContext, ui_server: Server, a
         summarize(page, LEGAL if style == "legal" else NEWS, style)
         assert page.is_hidden("#sum-error"), page.inner_text("#sum-error")
         facts = page.inner_text("#sum-result dl")
-        assert f"Style\n{style}" in facts and "Engine\nextractive" in facts and "Model\nsummarizer-encoder:" in facts
+        assert f"Style\n{style}" in facts and "Engine\nextractive" in facts and "Model\nsummarizer-encoder-onnx-int8:" in facts
         assert "% of the input" in facts and "total" in facts
         # The style's description is shown beside the choice, and the result is announced.
         assert page.inner_text("#sum-style-desc").strip()

@@ -181,6 +181,7 @@ def test_list_and_delete_on_no_index(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_the_default_loader_resolves_the_model_store_tag(
     docs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from models.export import export_encoder
     from models.store import import_default_encoder, import_default_ner
     from pipelines.rag.index import recorded_encoder
     from tests.models.conftest import isolated_bentoml_home  # a private store, as the model tests use
@@ -191,6 +192,10 @@ def test_the_default_loader_resolves_the_model_store_tag(
         assert code == 2 and "python -m models import-default" in err
         imported = import_default_encoder()
         import_default_ner()  # documents are redacted before they are indexed: names too
+        code, _, err = run(capsys, ["index", str(docs), "--dir", str(index)])
+        assert code == 2 and "summarizer-encoder-onnx-int8:latest is not in the BentoML model store" in err
+        exported = export_encoder(imported.tag, "onnx-int8")  # what the default CPU runtime loads
         code, out, err = run(capsys, ["index", str(docs), "--dir", str(index)])
     assert code == 0 and out.startswith("indexed 3 documents"), err
-    assert recorded_encoder(index) == (imported.tag, 384, "faiss") and imported.tag.startswith("summarizer-encoder:")
+    # The vectors' model is recorded: the export, made from the imported encoder.
+    assert recorded_encoder(index) == (exported.tag, 384, "faiss") and exported.tag.startswith("summarizer-encoder-onnx-int8:")

@@ -47,9 +47,8 @@ class OnnxEncoder(SentenceEncoder):
         options.inter_op_num_threads = 1  # one branch at a time: the graph is a straight line
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only: ORT warns about every unused initializer
-        # ORT's threads spin between passes by default; in the model worker that burns the cores the
-        # entry worker needs for redaction while the batcher waits for the next batch.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # ORT's threads spin briefly between passes (its default). int8 runs a pass per sentence, and
+        # without spinning each pass waits for its threads to wake: 217 against 273 sentences/s here.
         self.session = ort.InferenceSession(str(model_dir / MODEL_FILE), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.dim = int(self.session.get_outputs()[0].shape[1])

@@ -196,13 +196,18 @@ def two_replicas(home: Path, data: Path, root: Path, file_name: str, database_ur
         second.stop()
 
 
+def workspace(root: Path) -> tuple[Path, Path, Path]:
+    """(root, a BentoML home holding the default models, an empty folder for job files) under `root`."""
+    home, data = root / "home", root / "data"
+    data.mkdir()
+    run_models_cli(base_env(home), "import-default")
+    return root, home, data
+
+
 def compare_runtimes(args: argparse.Namespace) -> None:
     """4. in the docstring: one job per runtime, in the order given and then reversed."""
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        home, data = root / "home", root / "data"
-        data.mkdir()
-        run_models_cli(base_env(home), "import-default")
+        root, home, data = workspace(Path(tmp))
         write_corpus(data / "short.jsonl", args.docs, eval_sentences(), (4, 6), seed=1)
         runs: dict[str, list[dict[str, Any]]] = {r: [] for r in args.runtimes}
         for i, runtime in enumerate([*args.runtimes, *reversed(args.runtimes)]):
@@ -224,10 +229,7 @@ def compare_runtimes(args: argparse.Namespace) -> None:
 def compare_backends(args: argparse.Namespace) -> None:
     """3. in the docstring: SQLite against PostgreSQL on one replica, then memory on PostgreSQL."""
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        home, data = root / "home", root / "data"
-        data.mkdir()
-        run_models_cli(base_env(home), "import-default")
+        root, home, data = workspace(Path(tmp))
         if args.corpus == "tiny":
             write_corpus(data / "jobs.jsonl", args.docs, tiny_sentences(), (1, 2), seed=2)
         else:
@@ -275,10 +277,7 @@ def main() -> None:
         compare_runtimes(args)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        home, data = root / "home", root / "data"
-        data.mkdir()
-        run_models_cli(base_env(home), "import-default")
+        root, home, data = workspace(Path(tmp))
         os.environ["BENTOML_HOME"] = str(home)  # the in-process baseline loads the same stored model
         write_corpus(data / "short.jsonl", args.docs, eval_sentences(), (4, 6), seed=1)
         in_process = baseline(data / "short.jsonl", min(args.baseline_docs, args.docs))

@@ -101,9 +101,11 @@ class SummarizerModel:
         runtime = choose_runtime(settings.encoder_runtime, settings.device)
         if runtime == "torch" or settings.engine == "abstractive":
             set_threads(settings.torch_threads)
-        exported = resolve(type(self).exported_encoder) if runtime != "torch" and EXPORTED_ENCODER else None
         generator_model = resolve(type(self).generator) if settings.engine == "abstractive" else None
-        self.encoder_tag, self.encoder = load_encoder(settings, resolve(type(self).encoder), exported)
+        self.encoder_tag, self.encoder = load_encoder(
+            settings, runtime, resolve(type(self).encoder),
+            lambda: resolve(type(self).exported_encoder) if EXPORTED_ENCODER else None,
+        )  # fmt: skip
         # A class attribute BentoML reads at every poll; this worker has only our dispatchers.
         CorkDispatcher.TICKET_INTERVAL = dispatcher_tick_s(settings.dispatcher_tick_ms, self.encoder.device_type)
         self.engine = build_engine(

@@ -18,12 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import bentoml
 import numpy as np
 
-from models.store import default_encoder_folder
-from pipelines.engines.factory import build_encoder
-from pipelines.engines.runtime import RUNTIMES, Runtime, exported_name
+from pipelines.batch.inprocess import load_encoder
+from pipelines.engines.runtime import RUNTIMES, Runtime
 from pipelines.settings import Settings
 from pipelines.text.sentences import split_sentences
 
@@ -41,10 +39,8 @@ def eval_sentences(folder: Path) -> list[str]:
 
 
 def encoder_for(runtime: Runtime, settings: Settings) -> Any:
-    if runtime == "torch":
-        return build_encoder(settings, default_encoder_folder())
-    folder = Path(bentoml.models.get(f"{exported_name(settings.encoder_model, runtime)}:latest").path)
-    return build_encoder(settings, folder, runtime)
+    """The encoder the service would load for `runtime`, from the same model store."""
+    return load_encoder(settings.model_copy(update={"encoder_runtime": runtime}))[1]
 
 
 def main() -> None:

@@ -26,12 +26,13 @@ def load_encoder(settings: Settings) -> tuple[str, SentenceEncoder]:
     from pipelines.engines import factory
     from pipelines.engines.runtime import choose_runtime, exported_ref
 
-    encoder = resolve(bentoml.models.BentoModel(settings.encoder_model))
-    exported = None
-    if choose_runtime(settings.encoder_runtime, settings.device) != "torch":
-        ref = exported_ref(settings.encoder_model, settings.encoder_runtime)
-        exported = resolve(bentoml.models.BentoModel(ref)) if ref else None
-    return factory.load_encoder(settings, encoder, exported)
+    ref = exported_ref(settings.encoder_model, settings.encoder_runtime)
+    return factory.load_encoder(
+        settings,
+        choose_runtime(settings.encoder_runtime, settings.device),
+        resolve(bentoml.models.BentoModel(settings.encoder_model)),
+        lambda: resolve(bentoml.models.BentoModel(ref)) if ref else None,
+    )
 
 
 def input_pipeline(settings: Settings) -> InputPipeline:

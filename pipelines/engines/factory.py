@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.engines.contract import Engine
 from pipelines.engines.encoder import SentenceEncoder
 from pipelines.engines.extractive import ExtractiveEngine
-from pipelines.engines.runtime import Runtime, choose_runtime
+from pipelines.engines.runtime import Runtime
 from pipelines.errors import ConfigError
 from pipelines.settings import Settings
 
@@ -40,21 +41,24 @@ def build_encoder(settings: Settings, model_dir: Path, runtime: Runtime = "torch
     )
 
 
-def load_encoder(settings: Settings, encoder: ResolvedModel, exported: ResolvedModel | None) -> tuple[str, SentenceEncoder]:
-    """The encoder `encoder_runtime` picks, and the tag of the model it runs (what a RAG index records:
-    vectors of different runtimes never mix). `exported` is the ONNX export the service declared."""
-    runtime = choose_runtime(settings.encoder_runtime, settings.device)
+def load_encoder(
+    settings: Settings, runtime: Runtime, encoder: ResolvedModel, exported: Callable[[], ResolvedModel | None]
+) -> tuple[str, SentenceEncoder]:
+    """The encoder of `runtime`, and the tag of the model it runs (what a RAG index records: vectors
+    of different runtimes never mix). `exported` resolves the ONNX export the service declared; it is
+    called only for an ONNX runtime, so the torch path needs no export in the store."""
     if runtime == "torch":
         return encoder.tag, build_encoder(settings, encoder.path)
-    if exported is None or exported.metadata.get("runtime") != runtime:
-        found = exported.tag if exported else "none"
+    export = exported()
+    if export is None or export.metadata.get("runtime") != runtime:
+        found = export.tag if export else "none"
         raise ConfigError(f"encoder_runtime {runtime!r} needs that runtime's export of {encoder.tag}, got {found}")
-    if exported.metadata.get("made_from") != encoder.tag:
+    if export.metadata.get("made_from") != encoder.tag:
         raise ConfigError(
-            f"{exported.tag} was exported from {exported.metadata.get('made_from')}, but the encoder is {encoder.tag}: "
+            f"{export.tag} was exported from {export.metadata.get('made_from')}, but the encoder is {encoder.tag}: "
             "run `python -m models export-onnx` (or SUMMARIZER_ENCODER_RUNTIME=torch)"
         )
-    return exported.tag, build_encoder(settings, exported.path, runtime)
+    return export.tag, build_encoder(settings, export.path, runtime)
 
 
 def build_engine(

@@ -58,12 +58,12 @@ def _export(made_from: str, runtime: str = "onnx-int8") -> ResolvedModel:
 def test_an_export_of_another_encoder_version_is_refused_with_the_command_that_fixes_it() -> None:
     encoder = ResolvedModel("summarizer-encoder:new", Path("/nonexistent"))
     with pytest.raises(ConfigError, match="export-onnx"):
-        load_encoder(Settings(encoder_runtime="onnx-int8"), encoder, _export("summarizer-encoder:old"))
+        load_encoder(Settings(), "onnx-int8", encoder, lambda: _export("summarizer-encoder:old"))
 
 
 def test_an_export_of_another_runtime_is_refused() -> None:
     encoder = ResolvedModel("summarizer-encoder:v1", Path("/nonexistent"))
     with pytest.raises(ConfigError, match="needs that runtime's export"):
-        load_encoder(Settings(encoder_runtime="onnx-int8"), encoder, _export("summarizer-encoder:v1", runtime="onnx"))
+        load_encoder(Settings(), "onnx-int8", encoder, lambda: _export("summarizer-encoder:v1", runtime="onnx"))
     with pytest.raises(ConfigError, match="got none"):
-        load_encoder(Settings(encoder_runtime="onnx"), encoder, None)
+        load_encoder(Settings(), "onnx", encoder, lambda: None)

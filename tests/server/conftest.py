@@ -144,6 +144,10 @@ def replica_home(tmp_path_factory: pytest.TempPathFactory, source: Path) -> Path
     return home
 
 
+class PortTaken(Exception):
+    """`bentoml serve` could not bind the port it was given."""
+
+
 @pytest.fixture(scope="session")
 def bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return new_bentoml_home(tmp_path_factory)
@@ -156,6 +160,16 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServ
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(bentoml_home: Path, **settings: str) -> Server:
+        # free_port() frees its port before serve binds it; another server's internal port can take it
+        # in between (seen once in CI: "Address already in use"). Then a new port, at most twice more.
+        for _ in range(2):
+            try:
+                return start_once(bentoml_home, dict(settings))
+            except PortTaken:
+                continue
+        return start_once(bentoml_home, dict(settings))
+
+    def start_once(bentoml_home: Path, settings: dict[str, str]) -> Server:
         port = free_port()
         env = base_env(bentoml_home)
         # Each server gets its own job store unless a test shares one (a restart).
@@ -172,6 +186,8 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServ
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if proc.poll() is not None:
+                if "Address already in use" in server.log_tail():
+                    raise PortTaken(port)
                 pytest.fail(f"bentoml serve exited with {proc.returncode}:\n{server.log_tail()}")
             try:
                 if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:

@@ -8,6 +8,7 @@ Only BentoML glue lives here; the work is in `pipelines/` and `models/`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -30,7 +31,7 @@ with bentoml.importing():
     from pipelines.auth.middleware import TokenAuth
     from pipelines.auth.store import TokenStore, check_auth
     from pipelines.batch.core import BatchDocument, BatchResult, DocumentPreparer, check_batch, summarize_documents, unavailable
-    from pipelines.engines.contract import ItemOutcome, SummaryItem, summarize_isolated
+    from pipelines.engines.contract import ItemOutcome, SummaryItem
     from pipelines.engines.device import set_threads
     from pipelines.engines.factory import build_engine, load_encoder
     from pipelines.engines.grouping import dispatcher_tick_s
@@ -45,10 +46,13 @@ with bentoml.importing():
     from pipelines.observe.log_format import configure_logging
     from pipelines.observe.request_log import RequestLog, note_style
     from pipelines.observe.stages import observe_document, stage
-    from pipelines.observe.traces import batch_spans, carrier, install, tracing_config
+    from pipelines.observe.traces import carrier, install, tracing_config
     from pipelines.rag.backend import Index, open_index
     from pipelines.rag.index import KnowledgeIndexError
     from pipelines.rag.retrieval import Context, index_documents, retrieve
+    from pipelines.scheduling.lanes import Lane
+    from pipelines.scheduling.model import ModelLanes
+    from pipelines.scheduling.routing import split_long
     from pipelines.settings import get_settings
     from pipelines.styles import STYLE_HEADER, Style, StyleRegistry, with_context
     from pipelines.text.normalize import Format
@@ -75,13 +79,17 @@ check_auth(settings, tokens, log)
 # with its message instead of failing every worker start; one that is down is only a warning.
 database = open_database(settings)
 EXPORTED_ENCODER = exported_ref(settings.encoder_model, settings.encoder_runtime)
+# A job's model call waits in the job lane while live traffic goes first, so it gets longer than a
+# live request; the model service's own deadline must cover it.
+JOB_CALL_TIMEOUT_S = settings.request_timeout_s * 5
+MIN_SHARES = {Lane.LONG: settings.long_min_share, Lane.JOB: settings.jobs_min_share}
 
 
 @bentoml.service(
     name="summarizer-model",
     workers=1,  # one model copy per GPU; batching, not workers, gives throughput
     resources={"gpu": 1, "gpu_type": settings.gpu_type},
-    traffic={"timeout": settings.request_timeout_s * 2},
+    traffic={"timeout": JOB_CALL_TIMEOUT_S + 5},
     tracing=tracing_config(settings),
     # The default pool recycling closes connections under in-flight calls (BENTOML-NOTES).
     runner_connection={"max_requests": 1_000_000_000, "max_age": 86_400.0},
@@ -115,17 +123,23 @@ class SummarizerModel:
             generator_dir=generator_model.path if generator_model else None,
             generator_tag=generator_model.tag if generator_model else None,
         )
+        # Every model call below runs on this one engine thread, live lane first (docs/scheduling.md).
+        self.lanes = ModelLanes(self.engine, self.encoder, MIN_SHARES)
 
     @bentoml.api(batchable=True, max_batch_size=settings.max_batch_size, max_latency_ms=settings.max_latency_ms)
-    def summarize(self, items: list[SummaryItem]) -> list[ItemOutcome]:
-        with batch_spans("engine", [item.trace for item in items], **{"summarizer.engine": self.engine.name}):
-            return summarize_isolated(self.engine, items)
+    async def summarize(self, items: list[SummaryItem]) -> list[ItemOutcome]:
+        """Live documents, batched across requests."""
+        return await self.lanes.summarize(Lane.LIVE, items)
+
+    @bentoml.api
+    async def summarize_lane(self, items: list[SummaryItem], lane: Literal["live", "long", "job"]) -> list[ItemOutcome]:
+        """Long live documents and job chunks: not through the batcher, which runs one batch at a time."""
+        return await self.lanes.summarize(Lane[lane.upper()], items)
 
     @bentoml.api(batchable=True, max_batch_size=settings.max_batch_size * 8, max_latency_ms=settings.max_latency_ms)
-    def embed(self, texts: list[str]) -> list[list[float]]:
+    async def embed(self, texts: list[str]) -> list[list[float]]:
         """Unit-length sentence embeddings (RAG chunks and queries), batched across requests."""
-        vectors: list[list[float]] = self.encoder.encode(texts).tolist()  # same floats, 3x faster than a loop per value
-        return vectors
+        return await self.lanes.embed(texts)
 
     @bentoml.api
     def encoder_info(self) -> dict[str, Any]:
@@ -234,7 +248,7 @@ class Summarizer:
         store = open_job_store(settings, self.database)
         policy = RetryPolicy(settings.jobs_max_attempts, settings.jobs_retry_backoff_s, settings.jobs_retry_backoff_max_s)
         self.runner = JobRunner(
-            store, self._summarize_documents, batch_documents=settings.jobs_batch_documents,
+            store, self._summarize_job_documents, batch_documents=settings.jobs_batch_documents,
             concurrency=settings.jobs_concurrency, policy=policy, renew_s=settings.jobs_lease_s / 3,
         )  # fmt: skip
         self.jobs = JobsBackend(
@@ -272,10 +286,10 @@ class Summarizer:
             log.error("%s failed: %s", ctx.request.url.path, type(exc).__name__)
             return error_response(ctx, SummarizerError())
 
-    async def _call(self, call: Callable[[], Awaitable[Any]]) -> Any:
+    async def _call(self, call: Callable[[], Awaitable[Any]], timeout_s: float = settings.request_timeout_s) -> Any:
         return await call_model(
             call,
-            timeout_s=settings.request_timeout_s,
+            timeout_s=timeout_s,
             overload_errors=(bentoml.exceptions.ServiceUnavailable,),
             connection_errors=(aiohttp.ClientConnectionError, ConnectionError),
             retry_after_s=settings.retry_after_s,
@@ -288,16 +302,29 @@ class Summarizer:
         probe = getattr(self.model, "is_ready", None)
         return True if probe is None else bool(await probe(timeout=2))
 
-    async def _summarize_items(self, items: list[SummaryItem]) -> list[ItemOutcome]:
+    async def _summarize_items(self, items: list[SummaryItem], lane: Lane = Lane.LIVE) -> list[ItemOutcome]:
+        """Live items: short ones batched, long ones in the long lane. Job items: the job lane."""
+
+        def in_lane(lane: Lane) -> Callable[[list[SummaryItem]], Awaitable[list[ItemOutcome]]]:
+            return lambda chunk: self.model.to_async.summarize_lane(chunk, lane.label)
+
         with stage("model") as span:
             span.set_attribute("summarizer.items", len(items))
             headers = carrier()
             traced = [item.model_copy(update={"trace": headers}) for item in items]
-            outcomes: list[ItemOutcome] = await self._call(lambda: self.model.to_async.summarize(traced))
+            if lane is Lane.JOB:
+                outcomes: list[ItemOutcome] = await self._call(lambda: in_lane(Lane.JOB)(traced), JOB_CALL_TIMEOUT_S)
+            else:
+                short = self.model.to_async.summarize
+                outcomes = await self._call(lambda: split_long(traced, settings.long_document_chars, short, in_lane(Lane.LONG)))
         return outcomes
 
     async def _summarize_documents(self, docs: list[BatchDocument], default_style: str | None) -> list[BatchResult]:
         return await summarize_documents(self.preparer, docs, self._summarize_items, default_style)
+
+    async def _summarize_job_documents(self, docs: list[BatchDocument], default_style: str | None) -> list[BatchResult]:
+        job_lane = functools.partial(self._summarize_items, lane=Lane.JOB)
+        return await summarize_documents(self.preparer, docs, job_lane, default_style)
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
         vectors = await self._call(lambda: self.model.to_async.embed(texts))

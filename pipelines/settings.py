@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     # third of it); a replica that dies holds its documents at most this long.
     jobs_lease_s: float = Field(60.0, ge=3)
 
+    # Priority on the model worker (pipelines/scheduling/): live first, then long documents, then
+    # jobs; each lower lane keeps this share of engine time while it has work, so none starves.
+    jobs_min_share: float = Field(0.1, ge=0.0, le=0.9)
+    long_min_share: float = Field(0.2, ge=0.0, le=0.9)
+    # A live document with at least this many characters after normalization goes to the long lane.
+    long_document_chars: int = Field(20_000, gt=0)
+
     # Auth: bearer tokens (pipelines/auth/store.py); off only when neither source is set
     auth_tokens_file: Path | None = None
     auth_tokens: str | None = None
@@ -169,6 +176,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"encoder_runtime={self.encoder_runtime} runs on CPU only (the onnxruntime CPU build); "
                 f"use encoder_runtime=torch or auto with device={self.device}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_shares_leave_live_traffic(self) -> Settings:
+        if self.jobs_min_share + self.long_min_share > 0.9:
+            raise ValueError(
+                f"jobs_min_share ({self.jobs_min_share}) + long_min_share ({self.long_min_share}) must be at most 0.9: "
+                "live requests need the rest of the model's time"
             )
         return self
 

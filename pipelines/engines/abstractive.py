@@ -27,6 +27,7 @@ from pipelines.engines.contract import Outcome, SummaryItem, SummaryResult
 from pipelines.engines.device import select_device, select_dtype
 from pipelines.engines.grouping import check_outputs, group_indices, token_capped
 from pipelines.errors import BadInput, ConfigError, ModelError, SummarizerError
+from pipelines.scheduling.scheduler import preemption_point
 from pipelines.styles import GenerationParams, Style
 from pipelines.text.sentences import clean, split_sentences, word_count
 
@@ -358,6 +359,7 @@ class AbstractiveEngine:
 
     def _forward(self, batch: list[list[int]], generation: GenerationParams) -> list[list[int]]:
         """The only step that touches the model: pad, generate, return each input's new tokens."""
+        preemption_point()  # between micro-batches, live work cuts in ahead of jobs and long documents
         inputs = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt").to(self.device)
         with torch.inference_mode():
             output = self.model.generate(**inputs, **self._generation_kwargs(generation))

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipelines.engines.grouping import token_capped
+from pipelines.scheduling.scheduler import preemption_point
 
 
 class SentenceEncoder(ABC):
@@ -41,6 +42,7 @@ class SentenceEncoder(ABC):
         # Character length is a cheap, monotone-enough proxy for token length when sorting.
         approx_tokens = [min(self.max_tokens, len(t) // 3 + 2) for t in clipped]
         for batch in token_capped(approx_tokens, self.max_batch_tokens, self.max_batch_items):
+            preemption_point()  # live work waiting behind a job or a long document runs here (scheduling/)
             out[batch] = self._forward([clipped[i] for i in batch])
         return out
 

@@ -26,3 +26,18 @@ JOB_DOCUMENTS = Counter("summarizer_job_documents", "Job documents recorded: don
 JOBS = Counter("summarizer_jobs", "Job transitions: submitted, completed, cancelled, failed", ["status"])
 AUTH_FAILURES = Counter("summarizer_auth_failures", "Refused requests: missing, malformed, unknown, revoked, scope", ["reason"])
 
+# Model-worker scheduling (pipelines/scheduling/): live and job work apart. Batch share of a lane is
+# rate(summarizer_lane_engine_seconds) over the sum of all lanes' rates.
+LANE_WAIT = Histogram(
+    "summarizer_lane_queue_wait_seconds",
+    "Time model work waited for the engine, by lane (live, long, job)",
+    ["lane"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+LANE_ENGINE_SECONDS = Counter(
+    "summarizer_lane_engine_seconds", "Engine time spent on each lane's work (nested work excluded)", ["lane"]
+)
+LANE_ITEMS = Counter("summarizer_lane_items", "Documents (or texts to embed) the engine finished, by lane", ["lane"])
+LANE_PREEMPTIONS = Counter(
+    "summarizer_lane_preemptions", "Times a lane's work ran at a preemption point inside lower-lane work", ["lane"]
+)

@@ -70,10 +70,10 @@ def _label(cmdline: list[str]) -> str:
     return cmdline[0] if cmdline else "?"
 
 
-def start(name: str, command: list[str], env: dict[str, str], url: str, timeout_s: float = 600) -> Running:
-    """Start `command` and time it from process start to `/readyz` answering 200."""
+def start(name: str, command: list[str], env: dict[str, str], url: str, timeout_s: float = 600, cwd: Path = REPO) -> Running:
+    """Start `command` (in `cwd`, a checkout) and time it from process start to `/readyz` answering 200."""
     started = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     while time.perf_counter() - started < timeout_s:
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited with {proc.returncode}: run `{' '.join(command)}` to see why")
@@ -93,10 +93,11 @@ def server_env(home: Path, settings: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def start_ours(home: Path, settings: dict[str, str]) -> Running:
+def start_ours(home: Path, settings: dict[str, str], checkout: Path = REPO) -> Running:
+    """`bentoml serve` of the service in `checkout` (this one, or a worktree of another revision)."""
     port = free_port()
     command = [str(BIN / "bentoml"), "serve", "service:Summarizer", "--host", "127.0.0.1", "--port", str(port)]
-    return start("ours", command, server_env(home, settings), f"http://127.0.0.1:{port}")
+    return start("ours", command, server_env(home, settings), f"http://127.0.0.1:{port}", cwd=checkout)
 
 
 def start_naive(home: Path, settings: dict[str, str]) -> Running:

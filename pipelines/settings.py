@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     long_min_share: float = Field(0.2, ge=0.0, le=0.9)
     # A live document with at least this many characters after normalization goes to the long lane.
     long_document_chars: int = Field(20_000, gt=0)
+    # What this replica does: `all` (live routes and jobs), `live` (no job runner) or `jobs` (runs
+    # jobs; the summarizing routes answer 503). Split roles need the shared PostgreSQL state.
+    role: Literal["all", "live", "jobs"] = "all"
 
     # Auth: bearer tokens (pipelines/auth/store.py); off only when neither source is set
     auth_tokens_file: Path | None = None
@@ -176,6 +179,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"encoder_runtime={self.encoder_runtime} runs on CPU only (the onnxruntime CPU build); "
                 f"use encoder_runtime=torch or auto with device={self.device}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_role_has_shared_state(self) -> Settings:
+        if self.role != "all" and self.database_url is None:
+            raise ValueError(
+                f"role={self.role} splits live and job work across replicas, which must share one job store: "
+                "set database_url (PostgreSQL), or use role=all"
             )
         return self
 

@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pipelines.observe.metrics import LANE_ENGINE_SECONDS, LANE_ITEMS, LANE_PREEMPTIONS, LANE_WAIT
-from pipelines.scheduling.lanes import Lane, Usage, choose
+from pipelines.scheduling.lanes import Lane, Usage, choose, held, must_pause
 
 T = TypeVar("T")
 _current = threading.local()  # the scheduler whose engine thread this is
+PAUSE_S = 0.02  # how often held work looks again whether live traffic has paused
 
 
 @dataclass
@@ -61,12 +62,15 @@ class EngineScheduler:
         self._ready = threading.Condition()
         self._stack: list[Lane] = []  # lanes of the work running, outermost first
         self._mark = time.monotonic()  # when engine time was last charged to the innermost lane
+        self._live_seen = float("-inf")  # when live work was last queued or finished
         self._thread = threading.Thread(target=self._loop, name="engine", daemon=True)
         self._thread.start()
 
     async def run(self, lane: Lane, fn: Callable[[], T], items: int = 1) -> T:
         work = Work(lane, fn, items)
         with self._ready:
+            if lane is Lane.LIVE:
+                self._live_seen = time.monotonic()
             self._queues[lane].append(work)
             self._ready.notify()
         result: T = await asyncio.wrap_future(work.future)
@@ -79,28 +83,47 @@ class EngineScheduler:
     def run_waiting(self) -> None:
         """Called by the engine between passes: run any higher-lane work that should go first."""
         running = self._stack[-1]
-        while (work := self._take(running)) is not None:
-            self.stats[work.lane].preemptions += 1
-            LANE_PREEMPTIONS.labels(work.lane.label).inc()
-            self._execute(work)
+        while True:
+            work, pause = self._take(running)
+            if work is not None:
+                self.stats[work.lane].preemptions += 1
+                LANE_PREEMPTIONS.labels(work.lane.label).inc()
+                self._execute(work)
+            elif pause:
+                self._pause()
+            else:
+                return
 
-    def _take(self, running: Lane | None) -> Work | None:
+    def _take(self, running: Lane | None) -> tuple[Work | None, bool]:
+        """The work to run now, if any; and whether `running` must pause (a held lane at its share)."""
         with self._ready:
             waiting = [lane for lane, queue in self._queues.items() if queue]
             now = time.monotonic()
             self._charge(now)
             shares = {lane: self.usage.share(lane, now) for lane in Lane}
-            lane = choose(waiting, shares, self.min_shares, running)
-            return self._queues[lane].popleft() if lane is not None else None
+            holding = held(now - self._live_seen)
+            lane = choose(waiting, shares, self.min_shares, running, holding)
+            if lane is not None:
+                return self._queues[lane].popleft(), False
+            return None, running is not None and must_pause(running, shares, self.min_shares, holding)
+
+    def _pause(self) -> None:
+        """Wait a moment (or until new work arrives); the wait is nobody's engine time."""
+        with self._ready:
+            self._charge(time.monotonic())
+            self._ready.wait(PAUSE_S)
+            self._mark = time.monotonic()
 
     def _loop(self) -> None:
         _current.scheduler = self
         while True:
             with self._ready:
                 self._ready.wait_for(lambda: any(self._queues.values()))
-            work = self._take(None)
+            work, _ = self._take(None)
             if work is not None:
                 self._execute(work)
+            else:  # only held work waits: look again shortly
+                self._pause()
 
     def _charge(self, now: float) -> None:
         """Engine time since the last mark goes to the innermost running lane (idle time to none)."""
@@ -128,6 +151,8 @@ class EngineScheduler:
             with self._ready:
                 self._charge(time.monotonic())
                 self._stack.pop()
+                if work.lane is Lane.LIVE:
+                    self._live_seen = time.monotonic()
             stats = self.stats[work.lane]
             stats.runs += 1
             stats.items += work.items

@@ -1,6 +1,6 @@
 """The policy: lane order, minimum shares, never suspending work for a lower lane."""
 
-from pipelines.scheduling.lanes import Lane, Usage, choose
+from pipelines.scheduling.lanes import Lane, Usage, choose, held, must_pause
 
 SHARES = {Lane.LONG: 0.2, Lane.JOB: 0.1}
 
@@ -44,3 +44,17 @@ def test_usage_shares_follow_engine_time_and_forget_the_past() -> None:
     assert usage.share(Lane.JOB, now=30.0) < 0.35
     assert usage.share(Lane.LONG, now=30.0) == 0.0
     assert Usage().share(Lane.LIVE, now=5.0) == 0.0  # an idle engine: nobody has a share
+
+
+def test_held_lanes_run_only_below_their_minimum_share() -> None:
+    holding = held(live_idle_s=0.2)
+    assert holding == {Lane.LONG}  # jobs fill the gaps live traffic leaves; long documents do not
+    assert held(live_idle_s=5.0) == frozenset()
+    fair = {Lane.LIVE: 0.7, Lane.LONG: 0.3, Lane.JOB: 0.0}
+    assert choose([Lane.LONG], fair, SHARES, holding=holding) is None  # waits for live to pause
+    assert choose([Lane.LONG], fair, SHARES) is Lane.LONG
+    behind = {Lane.LIVE: 0.9, Lane.LONG: 0.1, Lane.JOB: 0.0}
+    assert choose([Lane.LONG], behind, SHARES, holding=holding) is Lane.LONG  # below its 0.2
+    assert must_pause(Lane.LONG, fair, SHARES, holding)
+    assert not must_pause(Lane.LONG, behind, SHARES, holding)
+    assert not must_pause(Lane.JOB, fair, SHARES, holding)

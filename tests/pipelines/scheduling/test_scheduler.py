@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import pytest
 
 from pipelines.scheduling.lanes import Lane
 from pipelines.scheduling.scheduler import EngineScheduler, preemption_point
+
+T = TypeVar("T")
 
 
 class Recorder:
@@ -37,8 +40,8 @@ class Recorder:
         return run
 
 
-def run(coro: object) -> object:
-    return asyncio.run(coro)  # type: ignore[arg-type]
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
 
 
 def test_live_work_queued_behind_a_job_runs_first() -> None:
@@ -51,12 +54,13 @@ def test_live_work_queued_behind_a_job_runs_first() -> None:
         live = asyncio.ensure_future(sched.run(Lane.LIVE, rec.work("live")))
         await asyncio.sleep(0.05)
         rec.gate.set()
-        assert await asyncio.gather(blocker, job, long, live) == ["blocker", "job", "long", "live"]
+        assert list(await asyncio.gather(blocker, job, long, live)) == ["blocker", "job", "long", "live"]
         return rec.log
 
     log = run(scenario())
-    # The blocker's first pass let the waiting live work in, then the long document, then the job.
-    assert log == ["live0", "long0", "long1", "blocker0", "job0", "job1"]
+    # The blocker's first pass let the waiting live work in. The long document is held back while
+    # live traffic was seen in the last second (lanes.HOLD_AFTER_LIVE_S); the job lane is not.
+    assert log == ["live0", "blocker0", "job0", "job1", "long0", "long1"]
 
 
 def test_a_long_pass_sequence_is_interleaved_with_live_work_at_every_pass() -> None:
@@ -74,6 +78,26 @@ def test_a_long_pass_sequence_is_interleaved_with_live_work_at_every_pass() -> N
     # Every live request finished before the long document's last pass: none waited for all of it.
     assert log.index("long49") > max(log.index(f"live{i}-0") for i in range(5))
     assert preemptions >= 4  # at most the first may have arrived before the long work started
+
+
+def test_a_long_document_gets_its_minimum_share_while_live_traffic_lasts() -> None:
+    """Live work arrives every few ms; the long document runs at its minimum share, not in every gap."""
+
+    async def scenario(min_share: float) -> tuple[int, int]:
+        rec, sched = Recorder(), EngineScheduler({Lane.LONG: min_share}, window_s=1.0)
+        long_stop = threading.Event()
+        long = asyncio.ensure_future(sched.run(Lane.LONG, rec.work("long", passes=10_000, pass_s=0.001, until=long_stop)))
+        for _ in range(150):  # one client with gaps longer than its work: the engine idles between
+            await sched.run(Lane.LIVE, rec.work("live", passes=1, pass_s=0.001))
+            await asyncio.sleep(0.004)
+        long_stop.set()
+        await long
+        return sum(e.startswith("long") for e in rec.log), sum(e.startswith("live") for e in rec.log)
+
+    long_passes, live_passes = run(scenario(0.2))
+    # Filling every gap would give the long document ~4 passes per live pass; held, about 0.25.
+    assert long_passes < 1.5 * live_passes, (long_passes, live_passes)
+    assert long_passes > 0.05 * live_passes, (long_passes, live_passes)
 
 
 def test_a_job_keeps_its_minimum_share_under_endless_live_work() -> None:

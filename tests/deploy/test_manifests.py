@@ -1,13 +1,16 @@
 """The checked-in deployment files: Kubernetes manifests against the Kubernetes API schemas
 (kubernetes-validate, offline), the KEDA alternative against the fields KEDA reads (no schema for
-its CRDs here), the BentoCloud config against BentoML's own deployment schema, and all of them
+its CRDs here), the BentoCloud configs against BentoML's own deployment schema, and all of them
 against what the service and its image really are (settings, paths, routes, user, metrics, tables).
+The split layout (live and job replicas apart, deploy/k8s/split/ and the BentoCloud pair) is
+checked against the single Deployment it must otherwise match.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+import typing
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -16,9 +19,11 @@ from cattrs.gen import make_dict_structure_fn
 import kubernetes_validate
 import psycopg
 import pytest
+import schema as s
 import yaml
 from bentoml._internal.cloud.schemas.modelschemas import DeploymentStrategy
 from bentoml._internal.cloud.schemas.schemasv2 import CreateDeploymentSchema
+from bentoml._internal.configuration.v2 import _SERVICE_CONFIG
 from bentoml._internal.utils.cattr import bentoml_cattr
 
 from models.bento import BentoFile
@@ -29,7 +34,11 @@ from tests.deploy.test_grafana import BENTOML
 
 K8S = REPO / "deploy" / "k8s"
 KEDA = K8S / "keda"
+SPLIT = K8S / "split"
 BENTOCLOUD = REPO / "deploy" / "bentocloud" / "summarizer.yaml"
+BENTOCLOUD_LIVE = BENTOCLOUD.with_name("summarizer-live.yaml")
+BENTOCLOUD_JOBS = BENTOCLOUD.with_name("summarizer-jobs.yaml")
+BENTOCLOUD_ALL = (BENTOCLOUD, BENTOCLOUD_LIVE, BENTOCLOUD_JOBS)
 K8S_VERSION = "1.33.0"
 SETTINGS = {f"SUMMARIZER_{name.upper()}" for name in Settings.model_fields}
 GPU_IMAGE = BentoFile.load(REPO / "bentofile.gpu.yaml")
@@ -69,6 +78,19 @@ def keda() -> dict[str, dict[str, Any]]:
     return load_k8s(KEDA)
 
 
+def load_split() -> dict[tuple[str, str], dict[str, Any]]:
+    """Every resource of deploy/k8s/split/, by kind and name (it has two of several kinds)."""
+    resources = [doc for path in sorted(SPLIT.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    by_name = {(doc["kind"], doc["metadata"]["name"]): doc for doc in resources}
+    assert len(by_name) == len(resources), "one resource of each kind and name"
+    return by_name
+
+
+@pytest.fixture(scope="module")
+def split() -> dict[tuple[str, str], dict[str, Any]]:
+    return load_split()
+
+
 @pytest.fixture(scope="module")
 def container(k8s: dict[str, dict[str, Any]]) -> dict[str, Any]:
     (main,) = k8s["Deployment"]["spec"]["template"]["spec"]["containers"]
@@ -81,9 +103,11 @@ def _env(container: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_every_manifest_file_is_checked() -> None:
-    """The base folder and keda/ are all there is: a file anywhere else would escape these tests."""
+    """The base folder, keda/ and split/ are all there is: a file anywhere else would escape these tests."""
     files = [path for path in K8S.rglob("*") if path.is_file()]
-    assert {path.parent for path in files} == {K8S, KEDA} and {path.suffix for path in files} == {".yaml"}
+    assert {path.parent for path in files} == {K8S, KEDA, SPLIT} and {path.suffix for path in files} == {".yaml"}
+    bentocloud = {path for path in BENTOCLOUD.parent.iterdir() if path.is_file()}
+    assert bentocloud == set(BENTOCLOUD_ALL)
 
 
 def test_the_manifests_pass_the_kubernetes_schemas(k8s: dict[str, dict[str, Any]]) -> None:
@@ -158,7 +182,7 @@ def test_the_database_url_comes_from_a_secret(keda: dict[str, dict[str, Any]], c
     # KEDA's operator reads the same Secret; no file holds a URL with a real password.
     (target,) = keda["TriggerAuthentication"]["spec"]["secretTargetRef"]
     assert target == {"parameter": "connection", "name": ref["name"], "key": ref["key"]}
-    for path in (*K8S.rglob("*.yaml"), BENTOCLOUD):
+    for path in (*K8S.rglob("*.yaml"), *BENTOCLOUD_ALL):
         for password in re.findall(r"postgres(?:ql)?://[^:@/\s]+:([^@\s]+)@", path.read_text()):
             assert password == "<password>", path
 
@@ -221,17 +245,25 @@ def test_the_keda_alternative_has_the_structure_keda_reads(k8s: dict[str, dict[s
     kubernetes_validate.validate({**hpa, "spec": {**hpa["spec"], "behavior": hpa_config["behavior"]}}, K8S_VERSION, strict=True)
     triggers = _triggers(keda)
     assert set(triggers) == {"prometheus", "postgresql"}
-    for kind, trigger in triggers.items():
-        assert set(trigger) <= {"type", "name", "metadata", "metricType", "authenticationRef", "useCachedMetrics"}
-        assert trigger.get("metricType", "AverageValue") == "AverageValue"  # the total, shared out per replica
-        required, optional = KEDA_METADATA[kind]
-        assert required <= set(trigger["metadata"]) <= required | optional, kind
-        assert all(isinstance(v, str) for v in trigger["metadata"].values()), kind  # KEDA's metadata is a string map
-    assert float(triggers["prometheus"]["metadata"]["threshold"]) > 0
-    assert float(triggers["postgresql"]["metadata"]["targetQueryValue"]) > 0
-    # The database only through the TriggerAuthentication (the Secret), never named in the file.
-    assert triggers["postgresql"]["authenticationRef"] == {"name": keda["TriggerAuthentication"]["metadata"]["name"]}
-    assert not {"connectionFromEnv", "host", "passwordFromEnv"} & set(triggers["postgresql"]["metadata"])
+    for trigger in triggers.values():
+        _check_trigger(trigger, keda["TriggerAuthentication"])
+
+
+def _check_trigger(trigger: dict[str, Any], authentication: dict[str, Any]) -> None:
+    """A trigger as KEDA reads it: known keys, its scaler's metadata keys, string values."""
+    kind = trigger["type"]
+    assert set(trigger) <= {"type", "name", "metadata", "metricType", "authenticationRef", "useCachedMetrics"}
+    assert trigger.get("metricType", "AverageValue") == "AverageValue"  # the total, shared out per replica
+    required, optional = KEDA_METADATA[kind]
+    assert required <= set(trigger["metadata"]) <= required | optional, kind
+    assert all(isinstance(v, str) for v in trigger["metadata"].values()), kind  # KEDA's metadata is a string map
+    if kind == "prometheus":
+        assert float(trigger["metadata"]["threshold"]) > 0
+    else:
+        assert float(trigger["metadata"]["targetQueryValue"]) > 0
+        # The database only through the TriggerAuthentication (the Secret), never named in the file.
+        assert trigger["authenticationRef"] == {"name": authentication["metadata"]["name"]}
+        assert not {"connectionFromEnv", "host", "passwordFromEnv"} & set(trigger["metadata"])
 
 
 def test_the_keda_prometheus_query_counts_the_entry_services_requests_in_flight(keda: dict[str, dict[str, Any]]) -> None:
@@ -246,8 +278,11 @@ def test_the_keda_prometheus_query_counts_the_entry_services_requests_in_flight(
 
 
 @pytest.mark.postgres
-def test_the_keda_postgresql_query_counts_the_waiting_documents_of_live_jobs(keda: dict[str, dict[str, Any]], database_url: str) -> None:
-    """The postgresql trigger's query against the job store's real schema (its migrations)."""
+def test_the_keda_postgresql_query_counts_the_waiting_documents_of_live_jobs(
+    keda: dict[str, dict[str, Any]], split: dict[tuple[str, str], dict[str, Any]], database_url: str
+) -> None:
+    """The postgresql triggers' query (KEDA's alternative, and the split's job replicas) against
+    the job store's real schema (its migrations)."""
     migrate(database_url)
     jobs = ("queued", "running", "cancelled", "completed", "failed")
     documents = {"pending": 3, "running": 2, "done": 4, "failed": 1}
@@ -263,18 +298,25 @@ def test_the_keda_postgresql_query_counts_the_waiting_documents_of_live_jobs(ked
                     "INSERT INTO job_documents (job_id, doc_id, line, body, status) VALUES (%s, %s, %s, '{}', %s)",
                     (f"job-{status}", f"d{line}", line, doc_status),
                 )
-        row = conn.execute(_triggers(keda)["postgresql"]["metadata"]["query"]).fetchone()
-    assert row == (2 * (3 + 2),)  # pending and claimed documents, of the queued and the running job
+        queries = [
+            _triggers(keda)["postgresql"]["metadata"]["query"],
+            _split_trigger(split, "summarizer-jobs")["metadata"]["query"],
+        ]
+        rows = [conn.execute(query).fetchone() for query in queries]
+    assert rows == [(2 * (3 + 2),)] * 2  # pending and claimed documents, of the queued and the running job
 
 
-def test_the_environment_names_real_settings(container: dict[str, Any]) -> None:
+def test_the_environment_names_real_settings(
+    container: dict[str, Any], split: dict[tuple[str, str], dict[str, Any]]
+) -> None:
     names = {e["name"] for e in container["env"]}
-    names |= {e["name"] for e in yaml.safe_load(BENTOCLOUD.read_text())["envs"]}
+    names |= {e["name"] for side in ("live", "jobs") for e in _split_container(split, side)["env"]}
+    names |= {e["name"] for path in BENTOCLOUD_ALL for e in yaml.safe_load(path.read_text())["envs"]}
     # Also the names in comments: the secrets' keys (`bentoml secret create NAME KEY=...`), notes.
-    for path in (*K8S.rglob("*.yaml"), BENTOCLOUD):
+    for path in (*K8S.rglob("*.yaml"), *BENTOCLOUD_ALL):
         names |= set(re.findall(r"\bSUMMARIZER_\w*[A-Z0-9]\b", path.read_text()))
     ours = {n for n in names if n.startswith("SUMMARIZER_")}
-    assert {"SUMMARIZER_DATABASE_URL", "SUMMARIZER_AUTH_TOKENS", "SUMMARIZER_JOBS_LEASE_S"} <= ours
+    assert {"SUMMARIZER_DATABASE_URL", "SUMMARIZER_AUTH_TOKENS", "SUMMARIZER_JOBS_LEASE_S", "SUMMARIZER_ROLE"} <= ours
     assert ours <= SETTINGS, ours - SETTINGS
 
 
@@ -350,3 +392,191 @@ def test_the_bentocloud_check_refuses_an_unknown_key() -> None:
     with pytest.raises(cattrs.ClassValidationError) as raised:
         bentocloud_schema(config)
     assert "instance-type" in " ".join(cattrs.transform_error(raised.value))
+
+
+# The split: live and job replicas apart (deploy/k8s/split/, the BentoCloud pair).
+
+ROLES = set(typing.get_args(Settings.model_fields["role"].annotation))
+SIDES = {"live": "summarizer-live", "jobs": "summarizer-jobs"}  # SUMMARIZER_ROLE -> its Deployment
+
+
+def _split_container(split: dict[tuple[str, str], dict[str, Any]], side: str) -> dict[str, Any]:
+    (main,) = split["Deployment", SIDES[side]]["spec"]["template"]["spec"]["containers"]
+    return dict(main)
+
+
+def _split_trigger(split: dict[tuple[str, str], dict[str, Any]], name: str) -> dict[str, Any]:
+    (trigger,) = split["ScaledObject", name]["spec"]["triggers"]
+    return dict(trigger)
+
+
+def _selects(selector: dict[str, str], resource: dict[str, Any]) -> bool:
+    """Whether a label selector picks the pods of a Deployment."""
+    labels: dict[str, str] = resource["spec"]["template"]["metadata"]["labels"]
+    return selector.items() <= labels.items()
+
+
+def test_the_split_manifests_pass_the_kubernetes_schemas(split: dict[tuple[str, str], dict[str, Any]]) -> None:
+    assert set(split) == {
+        ("Deployment", "summarizer-live"), ("Deployment", "summarizer-jobs"),
+        ("Service", "summarizer"), ("Service", "summarizer-jobs"),
+        ("PodDisruptionBudget", "summarizer-live"), ("PodDisruptionBudget", "summarizer-jobs"),
+        ("ScaledObject", "summarizer-live"), ("ScaledObject", "summarizer-jobs"),
+        ("TriggerAuthentication", "summarizer-database"),
+    }  # fmt: skip
+    for resource in split.values():
+        if not resource["apiVersion"].startswith("keda.sh/"):
+            kubernetes_validate.validate(resource, K8S_VERSION, strict=True)
+
+
+def test_each_side_sets_its_role_and_the_shared_database(
+    split: dict[tuple[str, str], dict[str, Any]], container: dict[str, Any]
+) -> None:
+    """SUMMARIZER_ROLE=live on the live pods, =jobs on the job pods: real values of the setting,
+    which refuses a split role without the database, so both take its URL from the one Secret."""
+    assert set(SIDES) <= ROLES and "all" in ROLES
+    for side in SIDES:
+        env = _env(_split_container(split, side))
+        assert env["SUMMARIZER_ROLE"] == side
+        assert env["SUMMARIZER_DATABASE_URL"] == _env(container)["SUMMARIZER_DATABASE_URL"]
+    assert "SUMMARIZER_ROLE" not in _env(container)  # the single Deployment keeps the default, `all`
+
+
+def test_the_split_pods_are_the_single_deployments_but_for_the_role(
+    split: dict[tuple[str, str], dict[str, Any]], k8s: dict[str, dict[str, Any]], container: dict[str, Any]
+) -> None:
+    """Image, probes, resources, user, grace period and tokens as in deployment.yaml: the split
+    changes who does what, not how a pod runs. Job pods leave out the corpus (a submission by path
+    is read by the live pod that accepts it)."""
+    single_pod = k8s["Deployment"]["spec"]["template"]["spec"]
+    base_env = _env(container)
+    for side in SIDES:
+        deployment = split["Deployment", SIDES[side]]
+        pod, main = deployment["spec"]["template"]["spec"], _split_container(split, side)
+        for key in ("securityContext", "terminationGracePeriodSeconds", "tolerations"):
+            assert pod[key] == single_pod[key], (side, key)
+        for key in ("image", "ports", "resources", "startupProbe", "readinessProbe", "livenessProbe"):
+            assert main[key] == container[key], (side, key)
+        env = {name: value for name, value in _env(main).items() if name != "SUMMARIZER_ROLE"}
+        without_corpus = {name: value for name, value in base_env.items() if name != "SUMMARIZER_JOBS_DATA_DIR"}
+        assert env == (base_env if side == "live" else without_corpus), side
+        assert deployment["spec"]["minReadySeconds"] == k8s["Deployment"]["spec"]["minReadySeconds"]
+        # The pods spread among their own side, not among every summarizer pod.
+        (spread,) = pod["topologySpreadConstraints"]
+        assert spread["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    live_mounts = _mounts({"Deployment": split["Deployment", "summarizer-live"]}, _split_container(split, "live"))
+    assert live_mounts == _mounts(k8s, container)
+    jobs_mounts = _mounts({"Deployment": split["Deployment", "summarizer-jobs"]}, _split_container(split, "jobs"))
+    assert jobs_mounts == {path: volume for path, volume in live_mounts.items() if path != base_env["SUMMARIZER_JOBS_DATA_DIR"]}
+    env = {**GPU_IMAGE.envs, **base_env}
+    for name in ("SUMMARIZER_RAG_DIR", "SUMMARIZER_JOBS_DIR", "HF_HOME"):
+        assert "emptyDir" in _mounted_from(env[name], jobs_mounts), name
+
+
+def test_the_service_reaches_live_pods_only(
+    split: dict[tuple[str, str], dict[str, Any]], k8s: dict[str, dict[str, Any]]
+) -> None:
+    live, jobs = split["Deployment", "summarizer-live"], split["Deployment", "summarizer-jobs"]
+    service = split["Service", "summarizer"]
+    # The name callers and the CronJob use (http://summarizer:3000) and the same port.
+    assert service["metadata"]["name"] == k8s["Service"]["metadata"]["name"]
+    assert service["spec"]["ports"] == k8s["Service"]["spec"]["ports"]
+    assert _selects(service["spec"]["selector"], live) and not _selects(service["spec"]["selector"], jobs)
+    # The job pods' Service carries no traffic: headless, for finding them to scrape /metrics.
+    metrics = split["Service", "summarizer-jobs"]
+    assert metrics["spec"]["clusterIP"] == "None"
+    assert _selects(metrics["spec"]["selector"], jobs) and not _selects(metrics["spec"]["selector"], live)
+    # Neither Deployment's selector picks the other's pods.
+    assert not _selects(live["spec"]["selector"]["matchLabels"], jobs)
+    assert not _selects(jobs["spec"]["selector"]["matchLabels"], live)
+
+
+def test_the_split_rolls_and_drains_each_side_apart(split: dict[tuple[str, str], dict[str, Any]]) -> None:
+    live, jobs = split["Deployment", "summarizer-live"], split["Deployment", "summarizer-jobs"]
+    scaled_live = split["ScaledObject", "summarizer-live"]["spec"]
+    assert 2 <= live["spec"]["replicas"] == scaled_live["minReplicaCount"] <= scaled_live["maxReplicaCount"]
+    rolling = live["spec"]["strategy"]["rollingUpdate"]
+    assert (rolling["maxUnavailable"], rolling["maxSurge"]) in {(0, 1), (1, 0)}
+    # KEDA owns the job pods' count (down to zero): a count in the file would reset it on each apply.
+    assert "replicas" not in jobs["spec"]
+    assert jobs["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 1, "maxSurge": 0}
+    for deployment in (live, jobs):
+        assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+        assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 80
+        budget = split["PodDisruptionBudget", deployment["metadata"]["name"]]
+        assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+        assert budget["spec"]["maxUnavailable"] == 1  # drains proceed, one pod at a time
+    assert split["PodDisruptionBudget", "summarizer-live"]["spec"]["maxUnavailable"] < live["spec"]["replicas"]
+
+
+def test_each_side_scales_on_its_own_work(
+    split: dict[tuple[str, str], dict[str, Any]], k8s: dict[str, dict[str, Any]], keda: dict[str, dict[str, Any]]
+) -> None:
+    """Live pods on requests in flight, job pods on job documents waiting: each the trigger of
+    keda/ that the other tests check against BentoML's metrics and the job store's schema."""
+    authentication = split["TriggerAuthentication", "summarizer-database"]
+    assert authentication == keda["TriggerAuthentication"]  # the same resource: applying both is harmless
+    for side, name in SIDES.items():
+        scaled = split["ScaledObject", name]
+        assert scaled["apiVersion"] == "keda.sh/v1alpha1" and set(scaled) == {"apiVersion", "kind", "metadata", "spec"}
+        assert set(scaled["spec"]) <= {"scaleTargetRef", "minReplicaCount", "maxReplicaCount", "pollingInterval",
+                                       "cooldownPeriod", "advanced", "triggers"}  # fmt: skip
+        assert scaled["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert scaled["spec"]["minReplicaCount"] <= scaled["spec"]["maxReplicaCount"]
+        behavior = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+        hpa = k8s["HorizontalPodAutoscaler"]
+        kubernetes_validate.validate({**hpa, "spec": {**hpa["spec"], "behavior": behavior}}, K8S_VERSION, strict=True)
+        _check_trigger(_split_trigger(split, name), authentication)
+    live, jobs = _split_trigger(split, "summarizer-live"), _split_trigger(split, "summarizer-jobs")
+    assert live["type"] == "prometheus" and live["metadata"] == _triggers(keda)["prometheus"]["metadata"]
+    assert "bentoml_service_request_in_progress" in live["metadata"]["query"]
+    assert jobs["type"] == "postgresql"
+    assert jobs["metadata"]["query"] == _triggers(keda)["postgresql"]["metadata"]["query"]
+    assert "'pending'" in jobs["metadata"]["query"] and "job_documents" in jobs["metadata"]["query"]
+    # Job pods go to zero while nothing waits, and come back for the first document.
+    scaled_jobs = split["ScaledObject", "summarizer-jobs"]["spec"]
+    assert scaled_jobs["minReplicaCount"] == 0 and jobs["metadata"]["activationTargetQueryValue"] == "0"
+    assert scaled_jobs["cooldownPeriod"] >= 300
+    # Live pods never to zero: a request would wait for a model to load.
+    assert split["ScaledObject", "summarizer-live"]["spec"]["minReplicaCount"] >= 2
+
+
+def test_the_bentocloud_split_is_two_deployments_of_the_same_bento() -> None:
+    single = bentocloud_schema(yaml.safe_load(BENTOCLOUD.read_text()))
+    live = bentocloud_schema(yaml.safe_load(BENTOCLOUD_LIVE.read_text()))
+    jobs = bentocloud_schema(yaml.safe_load(BENTOCLOUD_JOBS.read_text()))
+    # The live half keeps the single deployment's name, so turning it live keeps the endpoint.
+    assert live.name == single.name and jobs.name not in {None, single.name}
+    for half, role in ((live, "live"), (jobs, "jobs")):
+        assert half.bento == single.bento and half.secrets == single.secrets  # the database among them
+        assert half.access_authorization is False
+        envs = {env.name: env.value for env in half.envs or []}
+        assert envs == {**{env.name: env.value for env in single.envs or []}, "SUMMARIZER_ROLE": role}
+        assert set(half.services) == {ENTRY, MODEL}
+        for name, service in half.services.items():
+            assert service.instance_type == single.services[name].instance_type
+            assert service.deployment_strategy == DeploymentStrategy.RollingUpdate.value
+            assert service.scaling is not None and service.scaling.policy is not None
+            assert service.scaling.min_replicas is not None and service.scaling.max_replicas is not None
+            # Never to zero, either half: BentoCloud wakes a deployment on requests, and the job
+            # half gets none.
+            assert 1 <= service.scaling.min_replicas <= service.scaling.max_replicas
+    entry = live.services[ENTRY]
+    assert entry.scaling is not None and entry.scaling.min_replicas is not None and entry.scaling.min_replicas >= 2
+    assert "bentoml deployment apply -f deploy/bentocloud/summarizer-live.yaml" in BENTOCLOUD_LIVE.read_text()
+    assert "bentoml deploy -f deploy/bentocloud/summarizer-jobs.yaml" in BENTOCLOUD_LIVE.read_text()
+
+
+def test_the_bentocloud_live_half_scales_on_requests_in_flight(keda: dict[str, dict[str, Any]]) -> None:
+    """The entry service's `traffic.concurrency`, BentoCloud's scaling target, set for the live
+    half only: the same 32 a replica as KEDA's trigger, and a value BentoML's own service schema
+    takes (the override is merged over service.py's `traffic`, which has the timeout)."""
+    live = bentocloud_schema(yaml.safe_load(BENTOCLOUD_LIVE.read_text()))
+    overrides = live.services[ENTRY].config_overrides
+    assert overrides == {"traffic": {"concurrency": int(_triggers(keda)["prometheus"]["metadata"]["threshold"])}}
+    s.Schema(_SERVICE_CONFIG).validate({"traffic": {"timeout": 65, **overrides["traffic"]}})
+    with pytest.raises(s.SchemaError):  # the check can fail
+        s.Schema(_SERVICE_CONFIG).validate({"traffic": {"timeout": 65, "concurency": 32}})
+    assert int(overrides["traffic"]["concurrency"]) * 2 == Settings.model_fields["max_concurrency"].default
+    jobs = bentocloud_schema(yaml.safe_load(BENTOCLOUD_JOBS.read_text()))
+    assert all(not service.config_overrides for service in jobs.services.values())

@@ -13,6 +13,7 @@
     ├── Overloaded (429)         shed at once, with Retry-After, instead of queueing
     ├── NotReady (503)           the model service is not up (yet), with Retry-After
     │   └── postgres.connection.DatabaseUnavailable  PostgreSQL does not answer (jobs, RAG)
+    ├── NotServedHere (503)      a live route on a replica that only runs jobs (SUMMARIZER_ROLE=jobs)
     ├── UpstreamTimeout (504)    the model did not answer within the request timeout
     ├── ModelError (500)         the model failed on this item; message is safe to show
     ├── StorageError (503)       the volume under the job store or the index failed (I/O error)
@@ -86,6 +87,13 @@ class NotReady(SummarizerError):
     status_code = 503
     public_message = "the model service is not ready; retry shortly"
     retry_later = True
+
+
+class NotServedHere(SummarizerError):
+    """A load balancer sent live traffic to a job replica: retrying here will not help."""
+
+    status_code = 503
+    public_message = "this replica only runs jobs (SUMMARIZER_ROLE=jobs); send live requests to the live replicas"
 
 
 class UpstreamTimeout(SummarizerError):

@@ -322,8 +322,8 @@ class Summarizer:
     async def _summarize_documents(self, docs: list[BatchDocument], default_style: str | None) -> list[BatchResult]:
         return await summarize_documents(self.preparer, docs, self._summarize_items, default_style)
 
-    async def _summarize_job_documents(self, docs: list[BatchDocument], default_style: str | None) -> list[BatchResult]:
-        job_lane = functools.partial(self._summarize_items, lane=Lane.JOB)
+    async def _summarize_job_documents(self, docs: list[BatchDocument], default_style: str | None, urgent: bool) -> list[BatchResult]:
+        job_lane = functools.partial(self._summarize_items, lane=Lane.LIVE if urgent else Lane.JOB)
         return await summarize_documents(self.preparer, docs, job_lane, default_style)
 
     async def _embed(self, texts: list[str]) -> np.ndarray:

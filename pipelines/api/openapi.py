@@ -98,6 +98,7 @@ class JobSubmission(BaseModel):
 
     path: str
     style: str | None = None
+    deadline: str | float | None = None  # ISO 8601 with a timezone, or seconds since the epoch
 
 
 class InvalidLineInfo(_Documented):
@@ -117,6 +118,8 @@ class JobStatusResponse(_Documented):
     percent: float
     rate_docs_per_s: float
     eta_s: float | None
+    deadline: str | None
+    behind_schedule: bool
     invalid_lines: int
     invalid: list[InvalidLineInfo]
     created_at: str | None
@@ -247,6 +250,10 @@ def jobs_paths(styles: Iterable[str]) -> Spec:
     submit_params = [
         style_param("query", "style", styles, "the job's default style"),
         style_param("header", STYLE_HEADER, styles, "the job's default style, when the query has none"),
+        {
+            "name": "deadline", "in": "query", "required": False, "schema": {"type": "string", "minLength": 1},
+            "description": "when the job should be done: ISO 8601 with a timezone (2026-12-07T06:00:00Z) or seconds since the epoch",
+        },  # fmt: skip
     ]
     location = {"Location": {"required": True, "schema": {"type": "string"}}}
     status = {"200": success("JobStatusResponse")}

@@ -3,7 +3,8 @@
 BentoML API routes are POST-only and read the whole body; jobs need GET for status and results,
 a streamed upload of a large JSONL file, and a streamed download. Hence a plain ASGI app:
 
-    POST   /jobs                  submit: a JSONL body, or {"path": ...} of a file under the data dir
+    POST   /jobs                  submit: a JSONL body, or {"path": ...} of a file under the data dir;
+                                  optionally a deadline (?deadline=, or "deadline" in the JSON body)
     GET    /jobs                  list jobs, newest first
     GET    /jobs/{id}             status: progress, rate, ETA, invalid lines
     GET    /jobs/{id}/results     result lines (JSONL, input order), so far or final
@@ -18,8 +19,12 @@ import asyncio
 import errno
 import json
 import logging
+import math
+import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -28,11 +33,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pipelines.errors import BadInput, InputTooLarge, SummarizerError, storage_error
-from pipelines.jobs.records import JobStorage
+from pipelines.jobs.records import JobStorage, iso_utc
 from pipelines.styles import STYLE_HEADER, StyleRegistry
 
 log = logging.getLogger("summarizer.jobs")
 JSON_BODY_LIMIT = 65_536  # a {"path": ...} submission is tiny
+# The status shows a deadline as an ISO 8601 timestamp (time.gmtime): years 1 to 9999 only.
+LATEST_DEADLINE = 253_402_300_799.0  # 9999-12-31T23:59:59Z
+_EPOCH = re.compile(r"[0-9]+(\.[0-9]+)?")
+_DEADLINE_FORMS = "an ISO 8601 timestamp with a timezone (2026-12-07T06:00:00Z) or seconds since the epoch"
 
 
 @dataclass
@@ -153,6 +162,36 @@ async def _receive_upload(request: Request, target: Path, limit: int, max_line_b
             partial.unlink()
 
 
+def parse_deadline(given: object, now: float) -> float:
+    """A submitted deadline as seconds since the epoch. A timestamp without a timezone is refused,
+    not guessed: the server's zone is rarely the client's."""
+    if isinstance(given, bool) or not isinstance(given, (str, int, float)):
+        raise BadInput(f"deadline must be {_DEADLINE_FORMS}")
+    shown = repr(given)
+    shown = shown if len(shown) <= 48 else shown[:40] + "..."
+    if isinstance(given, str) and _EPOCH.fullmatch(given.strip()) is None:
+        try:
+            parsed = datetime.fromisoformat(given.strip())
+        except ValueError:
+            raise BadInput(f"deadline {shown} is not {_DEADLINE_FORMS}") from None
+        if parsed.utcoffset() is None:
+            raise BadInput(f"deadline {shown} has no timezone; add one (Z for UTC, or an offset like +01:00)")
+        try:
+            deadline = parsed.timestamp()
+        except OverflowError:  # year 1 with a positive offset: before what a datetime can hold
+            deadline = -math.inf
+    else:
+        try:
+            deadline = float(given)
+        except OverflowError:  # an integer beyond any float
+            deadline = math.inf
+    if math.isnan(deadline) or deadline > LATEST_DEADLINE:
+        raise BadInput(f"deadline {shown} is not a time before the year 10000")
+    if deadline <= now:
+        raise BadInput(f"deadline {shown} is in the past; the server's time is {iso_utc(now)}")
+    return deadline
+
+
 def _parse_json(raw: bytes) -> object:
     try:
         return json.loads(raw)
@@ -165,6 +204,9 @@ def _parse_json(raw: bytes) -> object:
 async def submit(request: Request, jobs: JobsBackend) -> Response:
     style_name = request.query_params.get("style") or request.headers.get(STYLE_HEADER)
     default_style = jobs.styles.resolve(style_name).name if style_name else None
+    # Checked before an upload is read: a bad deadline must not cost a streamed corpus.
+    given = request.query_params.get("deadline")
+    deadline = None if given is None else parse_deadline(given, time.time())
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         raw = b""
@@ -178,6 +220,8 @@ async def submit(request: Request, jobs: JobsBackend) -> Response:
         path = resolve_data_path(jobs.data_dir, body.get("path"))
         if body.get("style") is not None:
             default_style = jobs.styles.resolve(str(body["style"])).name
+        if body.get("deadline") is not None:
+            deadline = parse_deadline(body["deadline"], time.time())
         job_id, _ = jobs.store.new_upload_path()
         source = f"path:{body['path']}"
         created = False
@@ -188,7 +232,7 @@ async def submit(request: Request, jobs: JobsBackend) -> Response:
         await _receive_upload(request, path, jobs.max_upload_bytes, jobs.store.max_line_bytes)
         source, created = "upload", True
     try:
-        await asyncio.to_thread(jobs.store.create, job_id, path, source, default_style)
+        await asyncio.to_thread(jobs.store.create, job_id, path, source, default_style, deadline)
     except BaseException:
         if created:
             path.unlink(missing_ok=True)

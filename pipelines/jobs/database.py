@@ -6,7 +6,8 @@ Kept apart from `pipelines.jobs.store` (what a job is) so the storage plumbing l
   error StorageError (503), a damaged file JobStoreCorrupt (503); each is logged with the path;
 - a transaction that fails rolls back whole, and a failed ROLLBACK never hides why it failed;
 - one connection stays open for the store's life so reads go on while the volume is full or
-  read-only (see `open`), and a file that could not be opened is tried again at every call.
+  read-only (see `open`), and a file that could not be opened is tried again at every call;
+- columns added to the schema after a release are added to a file made before it (see `open`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import quote
@@ -39,10 +40,12 @@ class JobStoreCorrupt(SummarizerError):
 
 
 class JobDatabase:
-    """The SQLite file at `path` with `schema`; `folder` is created beside it (the uploads)."""
+    """The SQLite file at `path` with `schema`; `folder` is created beside it (the uploads).
+    `added_columns` (table, column, declaration) are columns `schema` has that an older file may lack."""
 
-    def __init__(self, path: Path, schema: str, folder: Path) -> None:
+    def __init__(self, path: Path, schema: str, folder: Path, added_columns: Iterable[tuple[str, str, str]] = ()) -> None:
         self.path, self.schema, self.folder = path, schema, folder
+        self.added_columns = tuple(added_columns)
         self._keeper: sqlite3.Connection | None = None
         self._open_lock = threading.Lock()
         self._last_fault: tuple[str, float] = ("", 0.0)
@@ -65,6 +68,7 @@ class JobDatabase:
             try:
                 keeper.execute("PRAGMA journal_mode=WAL")
                 keeper.executescript(self.schema)
+                self._add_columns(keeper)
                 # Whole-file check at start-up: garbage mid-file would otherwise surface as random
                 # failures in the middle of a job.
                 problems = [str(row[0]) for row in keeper.execute("PRAGMA quick_check(3)")]
@@ -76,6 +80,32 @@ class JobDatabase:
                 keeper.close()
                 raise
             self._keeper = keeper
+
+    def _add_columns(self, db: sqlite3.Connection) -> None:
+        """Bring a file made by an older release up to `schema`: there is no migration framework,
+        and SQLite adds a nullable column without rewriting the table."""
+
+        def missing() -> list[tuple[str, str, str]]:
+            present: dict[str, set[str]] = {}
+            for table, _, _ in self.added_columns:
+                if table not in present:
+                    present[table] = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            return [added for added in self.added_columns if added[1] not in present[added[0]]]
+
+        # Only a file that lacks one takes the write lock: an up-to-date one opens on a read-only volume.
+        if not missing():
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for table, column, declaration in missing():  # again, under the lock: another worker may have added them
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+                log.info("job store %s: added the column %s.%s", self.path, table, column)
+        except BaseException:
+            with suppress(sqlite3.Error):
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def close(self) -> None:
         if self._keeper is not None:

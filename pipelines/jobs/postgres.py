@@ -48,7 +48,8 @@ from pipelines.postgres.pool import Database
 
 NOW = "extract(epoch from clock_timestamp())"
 JOB_COLUMNS = (
-    "id, status, source, default_style, total, invalid, created_at, started_at, run_started_at, finished_at, error"
+    "id, status, source, default_style, total, invalid, created_at, started_at, run_started_at, finished_at, error,"
+    " deadline"
 )
 STREAM_ROWS = 1000
 
@@ -75,15 +76,17 @@ class PostgresJobStore:
         job_id = f"job-{secrets.token_hex(8)}"
         return job_id, self.inputs / f"{job_id}.jsonl"
 
-    def create(self, job_id: str, input_path: Path, source: str, default_style: str | None) -> Job:
+    def create(
+        self, job_id: str, input_path: Path, source: str, default_style: str | None, deadline: float | None = None
+    ) -> Job:
         """Register a job and copy its valid lines in: one transaction, so a crash leaves nothing."""
         invalid = 0
         first_problems: list[str] = []
         with self.db.connection() as conn, input_path.open("rb") as f:
             conn.execute(
-                f"INSERT INTO jobs (id, status, source, default_style, total, invalid, created_at)"
-                f" VALUES (%s, 'queued', %s, %s, 0, 0, {NOW})",
-                (job_id, source, default_style),
+                f"INSERT INTO jobs (id, status, source, default_style, total, invalid, created_at, deadline)"
+                f" VALUES (%s, 'queued', %s, %s, 0, 0, {NOW}, %s)",
+                (job_id, source, default_style, deadline),
             )
             conn.execute("CREATE TEMP TABLE job_lines (doc_id text, line integer, body text, error text) ON COMMIT DROP")
             with conn.cursor().copy("COPY job_lines (doc_id, line, body, error) FROM STDIN") as copy:
@@ -162,7 +165,7 @@ class PostgresJobStore:
                 "SELECT line, error FROM job_invalid_lines WHERE job_id = %s ORDER BY line LIMIT %s",
                 (job_id, SHOWN_INVALID_LINES),
             ).fetchall()
-        return status_payload(job, recent / window if window else 0.0, [(int(a), str(b)) for a, b in shown])
+        return status_payload(job, recent / window if window else 0.0, [(int(a), str(b)) for a, b in shown], now)
 
     def results(self, job_id: str) -> Iterator[str]:
         """Finished documents' result lines, in input order, from a server-side cursor in chunks."""
@@ -347,7 +350,7 @@ class PostgresJobStore:
 
 
 def _job(row: tuple[Any, ...], counts: dict[str, int]) -> Job:
-    (job_id, status, source, style, total, invalid, created, started, run_started, finished, error) = row
+    (job_id, status, source, style, total, invalid, created, started, run_started, finished, error, deadline) = row
     return Job(job_id, status, source, None, 0, 0, style, total, invalid, created, started, run_started, finished,
-               error, counts)  # fmt: skip
+               error, deadline, counts)  # fmt: skip
 

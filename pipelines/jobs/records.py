@@ -52,6 +52,7 @@ class Job:
     run_started_at: float | None
     finished_at: float | None
     error: str | None
+    deadline: float | None  # seconds since the epoch; None: no deadline
     counts: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -78,7 +79,9 @@ class JobStorage(Protocol):
     inputs: Path  # where uploads land
 
     def new_upload_path(self) -> tuple[str, Path]: ...
-    def create(self, job_id: str, input_path: Path, source: str, default_style: str | None) -> Job: ...
+    def create(
+        self, job_id: str, input_path: Path, source: str, default_style: str | None, deadline: float | None = None
+    ) -> Job: ...
     def get(self, job_id: str) -> Job: ...
     def job_status(self, job_id: str) -> JobStatus: ...
     def all(self) -> list[Job]: ...
@@ -102,12 +105,13 @@ class JobStorage(Protocol):
     def close(self) -> None: ...
 
 
-def _iso(ts: float | None) -> str | None:
+def iso_utc(ts: float | None) -> str | None:
+    """Seconds since the epoch as the ISO 8601 UTC timestamp the status shows."""
     return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def status_payload(job: Job, rate: float, shown: list[tuple[int, str]]) -> dict[str, Any]:
-    """What a client polls: progress, rate over the last minute, ETA, the first invalid lines."""
+def status_payload(job: Job, rate: float, shown: list[tuple[int, str]], now: float) -> dict[str, Any]:
+    """What a client polls: progress, rate over the last minute, ETA, deadline, the first invalid lines."""
     done, failed = job.counts.get("done", 0), job.counts.get("failed", 0)
     remaining = job.total - done - failed
     return {
@@ -122,14 +126,30 @@ def status_payload(job: Job, rate: float, shown: list[tuple[int, str]]) -> dict[
         "percent": round(100.0 * (done + failed) / job.total, 2),
         "rate_docs_per_s": round(rate, 3),
         "eta_s": round(remaining / rate, 1) if rate > 0 and remaining else None,
+        "deadline": iso_utc(job.deadline),
+        # A finished job is no longer scheduled: it cannot be behind.
+        "behind_schedule": not job.finished and behind_schedule(job.deadline, remaining, rate, now),
         "invalid_lines": job.invalid,
         "invalid": [{"line": line, "error": error} for line, error in shown],
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
+        "created_at": iso_utc(job.created_at),
+        "started_at": iso_utc(job.started_at),
+        "finished_at": iso_utc(job.finished_at),
         "error": job.error,
         "results": f"/jobs/{job.id}/results",
     }
+
+
+def behind_schedule(deadline: float | None, remaining: int, rate_docs_per_s: float | None, now: float) -> bool:
+    """Whether a job, at its current rate, would finish after its deadline: the runner then sends
+    its documents to the model's live lane. Without a measured rate (None or 0) there is no
+    evidence yet, so only a deadline already passed counts."""
+    if deadline is None or remaining <= 0:
+        return False
+    if now >= deadline:
+        return True
+    if rate_docs_per_s is None or rate_docs_per_s <= 0:
+        return False
+    return now + remaining / rate_docs_per_s > deadline
 
 
 def rate_window(job: Job, now: float) -> float | None:

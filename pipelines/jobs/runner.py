@@ -7,6 +7,10 @@ expires. It resumes the running job first, then takes queued jobs oldest first. 
 flight at once, so preparing one batch overlaps the model's work on another. Summarizing is
 passed in (the same `summarize_documents` flow that `/batch` uses), so this runs without BentoML.
 
+A job with a deadline is checked every `urgency_s` (its status: rate and what is left); while it
+is behind schedule each batch it starts is passed `urgent=True`, which the service turns into the
+model's live lane.
+
 When the job store cannot be written (a full or read-only volume) or is damaged, the runner
 neither stops nor counts attempts against the documents: the batch's summaries are dropped, its
 claims go back to pending, and it tries again after a backoff (one log line per try, no traceback).
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -31,8 +36,10 @@ from pipelines.observe.traces import tracer
 from pipelines.postgres.connection import DatabaseUnavailable
 
 log = logging.getLogger("summarizer.jobs")
-SummarizeDocuments = Callable[[list[BatchDocument], str | None], Awaitable[list[BatchResult]]]
+# (documents, the job's default style, urgent: the job is behind its deadline) -> one result each
+SummarizeDocuments = Callable[[list[BatchDocument], str | None, bool], Awaitable[list[BatchResult]]]
 PROGRESS_LOG_S = 30.0
+URGENCY_CHECK_S = 5.0  # a status read counts the job's documents: not once per batch
 STORE_BACKOFF_MAX_S = 60.0
 # The volume, the file or the database, not the documents.
 StoreFault = (StorageError, JobStoreCorrupt, DatabaseUnavailable)
@@ -69,6 +76,7 @@ class JobRunner:
         policy: RetryPolicy = RetryPolicy(),
         poll_s: float = 2.0,
         renew_s: float = 20.0,
+        urgency_s: float = URGENCY_CHECK_S,
     ) -> None:
         self.store = store
         self.summarize = summarize
@@ -77,6 +85,7 @@ class JobRunner:
         self.policy = policy
         self.poll_s = poll_s
         self.renew_s = renew_s  # a third of the lease: two renewals may fail before a claim expires
+        self.urgency_s = urgency_s
         self._wakeup = asyncio.Event()
 
     def wake(self) -> None:
@@ -133,12 +142,16 @@ class JobRunner:
         log.info("job %s: running (%d documents)", job.id, job.total)
         in_flight: set[asyncio.Task[None]] = set()
         last_log = last_renew = time.monotonic()
+        urgent, last_urgency = False, -math.inf
         try:
             while await self._still_running(job.id):
+                if job.deadline is not None and time.monotonic() - last_urgency >= self.urgency_s:
+                    last_urgency = time.monotonic()
+                    urgent = await self._urgency(job.id, urgent)
                 if len(in_flight) < self.concurrency:
                     claimed = await asyncio.to_thread(self.store.claim, job.id, self.batch_documents)
                     if claimed:
-                        in_flight.add(asyncio.create_task(self._process(job, claimed)))
+                        in_flight.add(asyncio.create_task(self._process(job, claimed, urgent)))
                         continue
                 if not in_flight:
                     due = await asyncio.to_thread(self.store.next_due, job.id)
@@ -175,6 +188,19 @@ class JobRunner:
         except NotFound:
             return False
 
+    async def _urgency(self, job_id: str, was: bool) -> bool:
+        """Whether the job is behind schedule now (the status's verdict); one log line when that changes."""
+        try:
+            urgent = bool((await asyncio.to_thread(self.store.status, job_id))["behind_schedule"])
+        except NotFound:
+            return was  # deleted: _still_running ends the job's loop
+        if urgent != was:
+            if urgent:
+                log.info("job %s: behind schedule; its batches go to the model's live lane", job_id)
+            else:
+                log.info("job %s: back on schedule; its batches go to the job lane", job_id)
+        return urgent
+
     async def _log_progress(self, job_id: str) -> None:
         try:
             s = await asyncio.to_thread(self.store.status, job_id)
@@ -185,18 +211,20 @@ class JobRunner:
             job_id, s["done"], s["failed"], s["total"], s["percent"], s["rate_docs_per_s"], s["eta_s"],
         )  # fmt: skip
 
-    async def _process(self, job: Job, claimed: list[Claimed]) -> None:
+    async def _process(self, job: Job, claimed: list[Claimed], urgent: bool) -> None:
         """One batch: read it back from the file, summarize, record. Never leaves a claim behind."""
         # A trace per batch (jobs have no request): its stage spans and the model's join it.
-        with tracer().start_as_current_span("job.batch", attributes={"summarizer.job_id": job.id, "summarizer.documents": len(claimed)}):
-            await self._summarize_batch(job, claimed)
+        with tracer().start_as_current_span(
+            "job.batch", attributes={"summarizer.job_id": job.id, "summarizer.documents": len(claimed), "summarizer.urgent": urgent}
+        ):
+            await self._summarize_batch(job, claimed, urgent)
 
-    async def _summarize_batch(self, job: Job, claimed: list[Claimed]) -> None:
+    async def _summarize_batch(self, job: Job, claimed: list[Claimed], urgent: bool) -> None:
         recorded = False
         try:
             docs = await asyncio.to_thread(self.store.read, job, claimed)
             good = [d for d in docs if isinstance(d, BatchDocument)]
-            summaries = iter(await self.summarize(good, job.default_style) if good else [])
+            summaries = iter(await self.summarize(good, job.default_style, urgent) if good else [])
             results = [
                 next(summaries) if isinstance(d, BatchDocument) else BatchResult.failed(c.doc_id, d)
                 for c, d in zip(claimed, docs, strict=True)

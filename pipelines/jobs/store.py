@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     started_at REAL,
     run_started_at REAL,
     finished_at REAL,
-    error TEXT
+    error TEXT,
+    deadline REAL
 );
 CREATE TABLE IF NOT EXISTS documents (
     job_id TEXT NOT NULL,
@@ -94,6 +95,10 @@ CREATE TABLE IF NOT EXISTS invalid_lines (
     PRIMARY KEY (job_id, line)
 );
 """
+# Columns added after a release: a store file made before has its tables without them, and
+# CREATE TABLE IF NOT EXISTS leaves them so. JobDatabase.open adds what is missing, at the end
+# (the order SCHEMA gives them, so `SELECT *` reads both alike).
+ADDED_COLUMNS = (("jobs", "deadline", "REAL"),)
 
 
 class JobStore:
@@ -108,7 +113,7 @@ class JobStore:
         self.max_line_bytes = max_line_bytes
         self.inputs = root / "inputs"
         self.path = root / "jobs.sqlite3"
-        self._db = JobDatabase(self.path, SCHEMA, self.inputs)
+        self._db = JobDatabase(self.path, SCHEMA, self.inputs, ADDED_COLUMNS)
         # Every query goes through these; `_connect(read_only=True)` still reads on a broken volume.
         self._connect, self._transaction = self._db.connect, self._db.transaction
         with suppress(StorageError, JobStoreCorrupt):
@@ -126,7 +131,9 @@ class JobStore:
         job_id = f"job-{secrets.token_hex(8)}"
         return job_id, self.inputs / f"{job_id}.jsonl"
 
-    def create(self, job_id: str, input_path: Path, source: str, default_style: str | None) -> Job:
+    def create(
+        self, job_id: str, input_path: Path, source: str, default_style: str | None, deadline: float | None = None
+    ) -> Job:
         """Register a job: one streaming pass over its file, validating every line.
 
         The job row, its documents and its invalid lines commit together: a crash mid-way
@@ -161,8 +168,9 @@ class JobStore:
                 raise nothing_valid(invalid, first_problems)
             db.execute(
                 "INSERT INTO jobs (id, seq, status, source, input_path, input_size, input_mtime_ns, default_style,"
-                " total, invalid, created_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, seq, source, str(input_path), stat.st_size, stat.st_mtime_ns, default_style, total, invalid, now),
+                " total, invalid, created_at, deadline) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, seq, source, str(input_path), stat.st_size, stat.st_mtime_ns, default_style, total, invalid, now,
+                 deadline),  # fmt: skip
             )
         JOBS.labels(status="submitted").inc()
         return self.get(job_id)
@@ -196,9 +204,11 @@ class JobStore:
     @staticmethod
     def _job(row: tuple[Any, ...], counts: dict[str, int]) -> Job:
         (job_id, _, status, source, input_path, size, mtime, style, total, invalid, created, started, run_started,
-         finished, error) = row  # fmt: skip
+         finished, error, *added) = row  # fmt: skip
+        # No added columns: an old store file on a volume that was read-only before it could be upgraded.
+        deadline = added[0] if added else None
         return Job(job_id, status, source, Path(input_path), size, mtime, style, total, invalid, created, started,
-                   run_started, finished, error, counts)  # fmt: skip
+                   run_started, finished, error, deadline, counts)  # fmt: skip
 
     def status(self, job_id: str) -> dict[str, Any]:
         """What a client polls: progress, rate over the last minute, ETA, the first invalid lines."""
@@ -215,7 +225,7 @@ class JobStore:
                 "SELECT line, error FROM invalid_lines WHERE job_id = ? ORDER BY line LIMIT ?",
                 (job_id, SHOWN_INVALID_LINES),
             ).fetchall()
-        return status_payload(job, recent / window if window else 0.0, shown)
+        return status_payload(job, recent / window if window else 0.0, shown, now)
 
     def results(self, job_id: str) -> Iterator[str]:
         """Finished documents' result lines, in input order, streamed from a cursor in chunks."""

@@ -300,7 +300,7 @@ class BigSummaries:
     def __init__(self, volume: Volume | None, fault: Fault) -> None:
         self.volume, self.fault, self.calls = volume, fault, 0
 
-    async def __call__(self, docs: list[BatchDocument], default_style: str | None) -> list[BatchResult]:
+    async def __call__(self, docs: list[BatchDocument], default_style: str | None, urgent: bool) -> list[BatchResult]:
         self.calls += 1
         if self.calls == 1 and self.volume is not None:
             self.volume.fault(self.fault)
@@ -404,7 +404,7 @@ def test_a_store_opened_on_a_broken_volume_still_serves_what_it_recorded(
         run(repaired)
 
 
-async def never_called(docs: list[BatchDocument], default_style: str | None) -> list[BatchResult]:
+async def never_called(docs: list[BatchDocument], default_style: str | None, urgent: bool) -> list[BatchResult]:
     raise AssertionError("a damaged store has no document to run")
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -13,7 +15,7 @@ import pytest
 
 from pipelines.batch.core import BatchResult
 from pipelines.errors import BadInput, InputTooLarge
-from pipelines.jobs.app import JobsBackend, LineGuard, build_app, resolve_data_path
+from pipelines.jobs.app import JobsBackend, LineGuard, build_app, parse_deadline, resolve_data_path
 from pipelines.jobs.store import JobStore, RetryPolicy
 from pipelines.styles import STYLE_HEADER, StyleRegistry
 
@@ -213,6 +215,102 @@ async def test_an_unknown_style_is_refused_before_anything_is_written(env: Env) 
     # The header works when it names a style.
     response = await env.client.post("/jobs", content=jsonl("a"), headers={**NDJSON, STYLE_HEADER: "casual"})
     assert response.status_code == 201 and response.json()["default_style"] == "casual"
+
+
+# -- deadlines ---------------------------------------------------------------------------------
+
+
+def iso(ts: float, offset_hours: int = 0) -> str:
+    """`ts` as ISO 8601 in the zone `offset_hours` from UTC ("Z" for UTC)."""
+    zone = timezone(timedelta(hours=offset_hours))
+    text = datetime.fromtimestamp(ts, zone).isoformat(timespec="seconds")
+    return text.replace("+00:00", "Z") if offset_hours == 0 else text
+
+
+@pytest.mark.anyio
+async def test_a_deadline_is_taken_as_iso_8601_with_a_zone_or_as_epoch_seconds(env: Env) -> None:
+    (env.data / "corpus.jsonl").write_bytes(jsonl("x"))
+    due = float(int(time.time()) + 86_400)
+    shown = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(due))
+    submissions = {
+        "iso, Z": await env.client.post("/jobs", params={"deadline": iso(due)}, content=jsonl("a"), headers=NDJSON),
+        "iso, offset": await env.client.post("/jobs", params={"deadline": iso(due, 2)}, content=jsonl("a"), headers=NDJSON),
+        "epoch": await env.client.post("/jobs", params={"deadline": str(int(due))}, content=jsonl("a"), headers=NDJSON),
+        "json, iso": await env.client.post("/jobs", json={"path": "corpus.jsonl", "deadline": iso(due, -5)}),
+        "json, number": await env.client.post("/jobs", json={"path": "corpus.jsonl", "deadline": due}),
+        # The body's deadline wins over the query's, as its style does.
+        "json over query": await env.client.post(
+            "/jobs", params={"deadline": str(int(due) + 60)}, json={"path": "corpus.jsonl", "deadline": due}
+        ),
+    }
+    for how, response in submissions.items():
+        assert response.status_code == 201, (how, response.text)
+        body = response.json()
+        assert (body["deadline"], body["behind_schedule"]) == (shown, False), how
+        assert env.store.get(body["id"]).deadline == due, how
+
+
+@pytest.mark.anyio
+async def test_no_deadline_is_null_in_the_status(env: Env) -> None:
+    (env.data / "corpus.jsonl").write_bytes(jsonl("x"))
+    for response in (
+        await env.client.post("/jobs", content=jsonl("a"), headers=NDJSON),
+        await env.client.post("/jobs", json={"path": "corpus.jsonl", "deadline": None}),
+    ):
+        assert response.status_code == 201, response.text
+        assert (response.json()["deadline"], response.json()["behind_schedule"]) == (None, False)
+        assert env.store.get(response.json()["id"]).deadline is None
+
+
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        ("2031-12-07T06:00:00", "has no timezone"),
+        ("2031-12-07", "has no timezone"),
+        ("2001-12-07T06:00:00Z", "is in the past"),
+        ("1000", "is in the past"),
+        ("next tuesday", "is not an ISO 8601 timestamp"),
+        ("", "is not an ISO 8601 timestamp"),
+        ("1e12", "is not an ISO 8601 timestamp"),
+        ("99999999999999", "before the year 10000"),
+        ("9999-12-31T23:59:59-05:00", "before the year 10000"),
+    ],
+)
+@pytest.mark.anyio
+async def test_a_deadline_that_is_unclear_or_past_is_400_before_the_upload_is_stored(env: Env, given: str, why: str) -> None:
+    response = await env.client.post("/jobs", params={"deadline": given}, content=jsonl("a"), headers=NDJSON)
+    assert_error(response, 400, "BadInput", "deadline", why)
+    assert env.uploads() == [] and env.store.all() == [] and env.woken == []
+
+
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        (True, "deadline must be"),
+        ([1], "deadline must be"),
+        ({"at": 1}, "deadline must be"),
+        (1000, "is in the past"),
+        ("2031-12-07T06:00:00", "has no timezone"),
+        ("soon", "is not an ISO 8601 timestamp"),
+        (10**400, "before the year 10000"),
+    ],
+)
+@pytest.mark.anyio
+async def test_a_json_deadline_that_is_unclear_or_past_is_400(env: Env, given: object, why: str) -> None:
+    (env.data / "corpus.jsonl").write_bytes(jsonl("x"))
+    body = json.dumps({"path": "corpus.jsonl", "deadline": given}).encode()
+    response = await env.client.post("/jobs", content=body, headers={"content-type": "application/json"})
+    assert_error(response, 400, "BadInput", why)
+    assert env.store.all() == [] and env.woken == []
+
+
+def test_a_refused_deadline_names_the_servers_time_and_is_not_echoed_whole() -> None:
+    with pytest.raises(BadInput) as raised:
+        parse_deadline("2001-12-07T06:00:00Z", 2_000_000_000.0)
+    assert "the server's time is 2033-05-18T03:33:20Z" in raised.value.message
+    with pytest.raises(BadInput) as raised:
+        parse_deadline("x" * 5000, 0.0)
+    assert len(raised.value.message) < 300
 
 
 # -- read --------------------------------------------------------------------------------------

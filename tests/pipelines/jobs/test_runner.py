@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
+import sqlite3
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -69,9 +72,11 @@ class FakeSummarizer:
         self.calls: Counter[str] = Counter()
         self.batches = 0
         self.transient = transient or {}
+        self.urgent: list[bool] = []  # the flag each batch was passed, in call order
 
-    async def __call__(self, docs: list[BatchDocument], default_style: str | None) -> list[BatchResult]:
+    async def __call__(self, docs: list[BatchDocument], default_style: str | None, urgent: bool = False) -> list[BatchResult]:
         self.batches += 1
+        self.urgent.append(urgent)
         await self.before(self.batches)
         out = []
         for d in docs:
@@ -133,7 +138,7 @@ async def test_a_job_of_hundreds_of_documents_completes_each_one_once(store: Job
         seen.update(item.text for item in items)
         return [ItemOutcome.of(SummaryResult(summary=first_sentence(i.text), input_words=9, summary_words=5), "fake", "f:1") for i in items]
 
-    async def summarize(docs: list[BatchDocument], default_style: str | None) -> list[BatchResult]:
+    async def summarize(docs: list[BatchDocument], default_style: str | None, urgent: bool) -> list[BatchResult]:
         return await summarize_documents(preparer, docs, model, default_style)
 
     n = 300
@@ -180,12 +185,12 @@ async def test_a_summarizer_that_raises_costs_an_attempt_then_the_batch_is_retri
     fake = FakeSummarizer()
     broke = False
 
-    async def raises_once(docs: list[BatchDocument], style: str | None) -> list[BatchResult]:
+    async def raises_once(docs: list[BatchDocument], style: str | None, urgent: bool) -> list[BatchResult]:
         nonlocal broke
         if not broke:
             broke = True
             raise RuntimeError("connection reset")
-        return await fake(docs, style)
+        return await fake(docs, style, urgent)
 
     runner = JobRunner(store, raises_once, batch_documents=4, concurrency=1, policy=FAST_RETRIES, poll_s=0.05)
     await asyncio.wait_for(runner.run_job(job), TIMEOUT_S)
@@ -320,6 +325,85 @@ async def test_metadata_that_cannot_be_serialized_fails_only_its_document(store:
     await asyncio.wait_for(runner.run_job(job), TIMEOUT_S)
     by_id = {r["id"]: r for r in results(store, job.id)}
     assert "summary" in by_id["a"] and "summary" in by_id["c"], by_id
+
+
+def submit_due(store: JobStore, n: int, deadline: float | None, prefix: str = "d") -> Job:
+    job_id, path = store.new_upload_path()
+    path.write_text("".join(json.dumps({"id": f"{prefix}{i}", "text": text_of(i)}) + "\n" for i in range(n)))
+    return store.create(job_id, path, "upload", None, deadline)
+
+
+@pytest.mark.anyio
+async def test_only_a_job_behind_its_deadline_has_its_batches_run_urgently(
+    store: JobStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The store takes any deadline (the route refuses past ones): one already passed is behind from the start.
+    cases = {"passed": (time.time() - 1, True), "far off": (time.time() + 86_400, False), "none": (None, False)}
+    with caplog.at_level(logging.INFO, logger="summarizer.jobs"):
+        for name, (deadline, urgent) in cases.items():
+            job = submit_due(store, 12, deadline)
+            fake = FakeSummarizer()
+            runner = JobRunner(store, fake, batch_documents=4, concurrency=2, policy=FAST_RETRIES, poll_s=0.05)
+            await asyncio.wait_for(runner.run_job(job), TIMEOUT_S)
+            assert store.job_status(job.id) == "completed", name
+            assert fake.urgent == [urgent] * 3, name
+            behind = [r.getMessage() for r in caplog.records if "behind schedule" in r.getMessage()]
+            assert behind == ([f"job {job.id}: behind schedule; its batches go to the model's live lane"] if urgent else []), name
+            caplog.clear()
+
+
+@pytest.mark.anyio
+async def test_a_job_becomes_urgent_when_its_rate_would_miss_the_deadline(store: JobStore) -> None:
+    # 20 batches of 0.15 s: 3 s of work for a deadline 2 s away. No rate at the start: not urgent
+    # yet; once batches finish, the rate says it will be late (and later the deadline passes).
+    job = submit_due(store, 40, time.time() + 2.0)
+    fake = FakeSummarizer()
+    fake.before = lambda batch: asyncio.sleep(0.15)  # type: ignore[method-assign]
+    runner = JobRunner(store, fake, batch_documents=2, concurrency=1, policy=FAST_RETRIES, poll_s=0.05, urgency_s=0.0)
+    await asyncio.wait_for(runner.run_job(job), TIMEOUT_S)
+    assert fake.urgent[0] is False and fake.urgent[-1] is True
+    first = fake.urgent.index(True)
+    assert fake.urgent[first:] == [True] * (len(fake.urgent) - first)  # it never catches up
+
+
+@pytest.mark.anyio
+async def test_a_job_back_on_schedule_leaves_the_live_lane_and_each_change_is_logged_once(
+    store: JobStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = submit_due(store, 24, time.time() - 1)
+    fake = FakeSummarizer()
+
+    async def move_the_deadline(batch: int) -> None:
+        if batch == 3:  # stands in for a job catching up: it is no longer behind
+            with contextlib.closing(sqlite3.connect(store.path)) as db, db:
+                db.execute("UPDATE jobs SET deadline = ? WHERE id = ?", (time.time() + 86_400, job.id))
+
+    fake.before = move_the_deadline  # type: ignore[method-assign]
+    runner = JobRunner(store, fake, batch_documents=4, concurrency=1, policy=FAST_RETRIES, poll_s=0.05, urgency_s=0.0)
+    with caplog.at_level(logging.INFO, logger="summarizer.jobs"):
+        await asyncio.wait_for(runner.run_job(job), TIMEOUT_S)
+    assert fake.urgent == [True, True, True, False, False, False]
+    changes = [r.getMessage() for r in caplog.records if "schedule" in r.getMessage()]
+    assert changes == [
+        f"job {job.id}: behind schedule; its batches go to the model's live lane",
+        f"job {job.id}: back on schedule; its batches go to the job lane",
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_job_without_a_deadline_never_reads_its_status_for_urgency(store: JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    job = submit_due(store, 12, None)
+    reads: list[str] = []
+    real = store.status
+
+    def counted(job_id: str) -> dict[str, object]:
+        reads.append(job_id)
+        return real(job_id)
+
+    monkeypatch.setattr(store, "status", counted)
+    fake = FakeSummarizer()
+    await asyncio.wait_for(JobRunner(store, fake, batch_documents=2, policy=FAST_RETRIES, poll_s=0.05, urgency_s=0.0).run_job(job), TIMEOUT_S)
+    assert reads == [] and fake.urgent == [False] * 6
 
 
 def test_only_one_runner_lock_at_a_time(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import pipelines.jobs.store as jobs_module
 from pipelines.batch.core import BatchDocument, BatchResult
 from pipelines.errors import BadInput, Conflict, ModelError, NotFound, NotReady, Overloaded
 from pipelines.jobs.postgres import PostgresJobStore
-from pipelines.jobs.records import Claimed, JobStorage, RetryPolicy
+from pipelines.jobs.records import Claimed, JobStorage, RetryPolicy, behind_schedule
 from pipelines.jobs.store import JobStore
 from pipelines.postgres.pool import Database
 
@@ -375,6 +375,141 @@ def test_status_counts_percent_rate_and_eta(sqlite_store: JobStore, clock: FakeC
     done = store.status(job_id)
     assert (done["status"], done["done"], done["pending"], done["percent"], done["eta_s"]) == ("completed", 7, 0, 100.0, None)
     assert done["finished_at"] is not None and done["error"] is None
+
+
+@pytest.mark.parametrize(
+    ("deadline", "remaining", "rate", "now", "behind"),
+    [
+        (None, 100, 1.0, 0.0, False),  # no deadline: never behind
+        (None, 100, None, 10**9, False),
+        (100.0, 50, 1.0, 0.0, False),  # done at 50, due at 100
+        (100.0, 100, 1.0, 0.0, False),  # done exactly on time
+        (100.0, 101, 1.0, 0.0, True),  # one document too many at this rate
+        (100.0, 30, 0.5, 50.0, True),  # 60 s left to do, 50 s to go
+        (100.0, 100, None, 0.0, False),  # no rate measured yet: no evidence
+        (100.0, 100, 0.0, 99.0, False),  # nothing finished lately: no evidence either
+        (100.0, 100, None, 100.0, True),  # ... until the deadline passes
+        (100.0, 1, 1000.0, 150.0, True),  # past it, however fast
+        (100.0, 0, None, 150.0, False),  # nothing left: not behind
+    ],
+)
+def test_behind_schedule(deadline: float | None, remaining: int, rate: float | None, now: float, behind: bool) -> None:
+    assert behind_schedule(deadline, remaining, rate, now) is behind
+
+
+def test_a_deadline_is_stored_and_reported(store: JobStorage) -> None:
+    due = 2_000_000_000.25  # 2033-05-18T03:33:20Z and a quarter
+    job_id, path = store.new_upload_path()
+    write(path, [line("a"), line("b")])
+    created = store.create(job_id, path, "upload", None, due)
+    plain = submit(store, [line("c")])
+    assert created.deadline == store.get(job_id).deadline == due
+    assert {j.id: j.deadline for j in store.all()} == {job_id: due, plain: None}
+    status = store.status(job_id)
+    assert (status["deadline"], status["behind_schedule"]) == ("2033-05-18T03:33:20Z", False)
+    assert (store.status(plain)["deadline"], store.status(plain)["behind_schedule"]) == (None, False)
+
+
+def test_the_status_says_when_a_job_is_behind_its_deadline(sqlite_store: JobStore, clock: FakeClock) -> None:
+    store = sqlite_store
+    job_id, path = store.new_upload_path()
+    write(path, [line(f"d{i}") for i in range(8)])
+    store.create(job_id, path, "upload", None, clock.now + 100)
+    assert store.status(job_id)["behind_schedule"] is False  # queued, no rate, deadline ahead
+
+    def finish(n: int) -> None:
+        claimed = store.claim(job_id, n)
+        store.record(job_id, claimed, [ok(c) for c in claimed], RetryPolicy())
+
+    store.start(job_id)
+    clock.now += 10
+    finish(2)
+    clock.now += 10  # 2 documents in 20 s: 6 left take 60 s, done at +80
+    assert store.status(job_id)["behind_schedule"] is False
+    clock.now += 30  # 2 in 50 s: 6 left take 150 s, done at +200
+    assert store.status(job_id)["behind_schedule"] is True
+    clock.now += 60  # nothing in the last minute and the deadline has passed
+    assert store.status(job_id)["rate_docs_per_s"] == 0.0 and store.status(job_id)["behind_schedule"] is True
+    finish(6)
+    store.finish(job_id, "completed")
+    assert store.status(job_id)["behind_schedule"] is False  # finished: no longer scheduled
+
+
+# -- an older store file -----------------------------------------------------------------------
+
+
+def old_store_file(root: Path) -> Path:
+    """A store file as the release before deadlines made it: one job, two documents."""
+    old_schema = jobs_module.SCHEMA.replace(",\n    deadline REAL", "")
+    assert old_schema != jobs_module.SCHEMA
+    root.mkdir(parents=True)
+    corpus = write(root / "inputs" / "job-old.jsonl", [line("a"), line("b")])
+    with closing(sqlite3.connect(root / "jobs.sqlite3")) as db, db:
+        db.executescript(old_schema)
+        stat = corpus.stat()
+        db.execute(
+            "INSERT INTO jobs VALUES ('job-old', 1, 'queued', 'upload', ?, ?, ?, NULL, 2, 0, 1000.0, NULL, NULL, NULL, NULL)",
+            (str(corpus), stat.st_size, stat.st_mtime_ns),
+        )
+        db.executemany(
+            "INSERT INTO documents (job_id, doc_id, line, offset, length) VALUES ('job-old', ?, ?, ?, ?)",
+            [("a", 1, 0, len(line("a")) + 1), ("b", 2, len(line("a")) + 1, len(line("b")) + 1)],
+        )
+    return root
+
+
+def columns(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as db:
+        return [row[1] for row in db.execute("PRAGMA table_info(jobs)")]
+
+
+def test_a_store_file_from_before_deadlines_gets_the_column_and_keeps_its_jobs(tmp_path: Path) -> None:
+    root = old_store_file(tmp_path / "store")
+    assert "deadline" not in columns(root / "jobs.sqlite3")
+    store = JobStore(root)
+    assert columns(root / "jobs.sqlite3")[-1] == "deadline"
+    old = store.get("job-old")
+    assert (old.status, old.total, old.deadline, old.counts) == ("queued", 2, None, {"pending": 2})
+    assert (store.status("job-old")["deadline"], store.status("job-old")["behind_schedule"]) == (None, False)
+    claimed = store.claim("job-old", 5)
+    assert read(store, "job-old", claimed) == [BatchDocument(id="a", text="Text of a. More words."),
+                                               BatchDocument(id="b", text="Text of b. More words.")]  # fmt: skip
+    # New jobs beside it carry their deadline; opening the file again changes nothing.
+    job_id, path = store.new_upload_path()
+    write(path, [line("c")])
+    store.create(job_id, path, "upload", None, 2_000_000_000.0)
+    store.close()
+    again = JobStore(root)
+    assert [(j.id, j.deadline) for j in again.all()] == [(job_id, 2_000_000_000.0), ("job-old", None)]
+    assert columns(root / "jobs.sqlite3").count("deadline") == 1
+    again.close()
+
+
+def test_workers_opening_an_old_store_file_at_once_add_the_column_once(tmp_path: Path) -> None:
+    root = old_store_file(tmp_path / "store")
+    barrier = threading.Barrier(4)
+    stores: list[JobStore] = []
+
+    def open_store() -> None:
+        barrier.wait()
+        stores.append(JobStore(root))
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(stores) == 4 and all(s.get("job-old").deadline is None for s in stores)
+    assert columns(root / "jobs.sqlite3").count("deadline") == 1
+    for s in stores:
+        s.close()
+
+
+def test_a_row_without_the_added_column_reads_as_no_deadline() -> None:
+    """What a read-only view of an old file that could not be upgraded returns (`SELECT *`)."""
+    row = ("job-old", 1, "queued", "upload", "/x.jsonl", 10, 1, None, 2, 0, 1000.0, None, None, None, None)
+    assert JobStore._job(row, {}).deadline is None
+    assert JobStore._job((*row, 5.0), {}).deadline == 5.0
 
 
 def test_next_job_resumes_a_running_job_before_older_queued_ones(store: JobStorage) -> None:

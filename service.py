@@ -11,7 +11,7 @@ import asyncio
 import functools
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict
 from typing import IO, Any, Literal
 
@@ -36,7 +36,7 @@ with bentoml.importing():
     from pipelines.engines.factory import build_engine, load_encoder
     from pipelines.engines.grouping import dispatcher_tick_s
     from pipelines.engines.runtime import choose_runtime, exported_ref
-    from pipelines.errors import SummarizerError
+    from pipelines.errors import NotServedHere, SummarizerError
     from pipelines.http.drain import stop_after
     from pipelines.http.gateway import ModelHealth, call_model
     from pipelines.http.middleware import BodySizeLimit, ConcurrencyLimit, ErrorShape, MediaTypeCheck
@@ -261,7 +261,9 @@ class Summarizer:
     @bentoml.on_startup
     async def start_jobs(self) -> None:
         """Resume unfinished jobs. SQLite: only the worker holding the store's lock runs them;
-        PostgreSQL: every worker of every replica does, on leases."""
+        PostgreSQL: every worker of every replica does, on leases (live replicas excepted)."""
+        if settings.role == "live":
+            return
         if self.database is None:
             self._runner_lock = acquire_runner_lock(settings.jobs_dir)
         if self.database is not None or self._runner_lock is not None:
@@ -274,9 +276,12 @@ class Summarizer:
             self._runner_task.cancel()
             await asyncio.gather(self._runner_task, return_exceptions=True)
 
-    async def _guarded(self, ctx: bentoml.Context, work: Awaitable[Any]) -> Any:
+    async def _guarded(self, ctx: bentoml.Context, work: Coroutine[Any, Any, Any]) -> Any:
         """Run a route's work; every error becomes our JSON error response."""
         try:
+            if settings.role == "jobs":
+                work.close()  # never started: no "never awaited" warning
+                raise NotServedHere()
             return await work
         except SummarizerError as err:
             return error_response(ctx, err)
@@ -302,8 +307,9 @@ class Summarizer:
         probe = getattr(self.model, "is_ready", None)
         return True if probe is None else bool(await probe(timeout=2))
 
-    async def _summarize_items(self, items: list[SummaryItem], lane: Lane = Lane.LIVE) -> list[ItemOutcome]:
-        """Live items: short ones batched, long ones in the long lane. Job items: the job lane."""
+    async def _summarize_items(self, items: list[SummaryItem], job_lane: Lane | None = None) -> list[ItemOutcome]:
+        """Live items: short ones batched, long ones in the long lane. Job items: straight to `job_lane`
+        (the job lane, or the live lane for a job behind its deadline), with a job's longer deadline."""
 
         def in_lane(lane: Lane) -> Callable[[list[SummaryItem]], Awaitable[list[ItemOutcome]]]:
             return lambda chunk: self.model.to_async.summarize_lane(chunk, lane.label)
@@ -312,8 +318,8 @@ class Summarizer:
             span.set_attribute("summarizer.items", len(items))
             headers = carrier()
             traced = [item.model_copy(update={"trace": headers}) for item in items]
-            if lane is Lane.JOB:
-                outcomes: list[ItemOutcome] = await self._call(lambda: in_lane(Lane.JOB)(traced), JOB_CALL_TIMEOUT_S)
+            if job_lane is not None:
+                outcomes: list[ItemOutcome] = await self._call(lambda: in_lane(job_lane)(traced), JOB_CALL_TIMEOUT_S)
             else:
                 short = self.model.to_async.summarize
                 outcomes = await self._call(lambda: split_long(traced, settings.long_document_chars, short, in_lane(Lane.LONG)))
@@ -323,8 +329,8 @@ class Summarizer:
         return await summarize_documents(self.preparer, docs, self._summarize_items, default_style)
 
     async def _summarize_job_documents(self, docs: list[BatchDocument], default_style: str | None, urgent: bool) -> list[BatchResult]:
-        job_lane = functools.partial(self._summarize_items, lane=Lane.LIVE if urgent else Lane.JOB)
-        return await summarize_documents(self.preparer, docs, job_lane, default_style)
+        lane = functools.partial(self._summarize_items, job_lane=Lane.LIVE if urgent else Lane.JOB)
+        return await summarize_documents(self.preparer, docs, lane, default_style)
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
         vectors = await self._call(lambda: self.model.to_async.embed(texts))

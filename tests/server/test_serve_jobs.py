@@ -1,9 +1,14 @@
-"""Durable jobs through a real `bentoml serve`: run to completion, survive a SIGKILL, cancel, reject."""
+"""Durable jobs through a real `bentoml serve`: run to completion, survive a SIGKILL, cancel, reject;
+and live requests first beside them (issue 23): live work cuts in ahead of a running job, the job
+keeps its minimum share under continuous live load, a long document does not hold up short ones.
+These count orderings and engine-time shares from the model worker's lane metrics, never latencies."""
 
 from __future__ import annotations
 
 import json
 import random
+import re
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -13,6 +18,7 @@ import httpx
 import pytest
 
 from tests.server.conftest import Server, StartServer
+from tests.texts import DIALOGUE, LEGAL, NEWS
 
 pytestmark = pytest.mark.server
 DOCUMENTS = 2_000
@@ -205,3 +211,114 @@ def test_unknown_jobs_are_404(server: Server) -> None:
         response = httpx.request(method, f"{server.url}{path}", timeout=30)
         assert response.status_code == 404
         assert response.json()["error"]["type"] == "NotFound"
+
+
+def lanes(server: Server) -> dict[tuple[str, str], float]:
+    """The model worker's lane counters: (metric, lane) -> value."""
+    text = httpx.get(f"{server.url}/metrics", timeout=30).text
+    pattern = r'^summarizer_lane_(engine_seconds|items|preemptions)_total\{lane="(\w+)"\} (\S+)$'
+    return {(m[0], m[1]): float(m[2]) for m in re.findall(pattern, text, re.M)}
+
+
+def delta(after: dict[tuple[str, str], float], before: dict[tuple[str, str], float], metric: str, lane: str) -> float:
+    return after.get((metric, lane), 0.0) - before.get((metric, lane), 0.0)
+
+
+def news_job(server: Server, tmp_path: Path, n: int = 400) -> str:
+    """A job of news articles (real encoder work per document, unlike corpus()'s short ones)."""
+    docs = [{"id": f"news-{i}", "text": f"{NEWS}\n\n{NEWS}"} for i in range(n)]
+    path = write_jsonl(tmp_path / "news.jsonl", docs)
+    response = httpx.post(f"{server.url}/jobs", content=path.read_bytes(), headers={"Content-Type": "application/x-ndjson"}, timeout=120)
+    assert response.status_code == 201, response.text
+    job_id: str = response.json()["id"]
+    deadline = time.monotonic() + 60
+    while lanes(server).get(("engine_seconds", "job"), 0.0) == 0.0:  # the job's work is on the engine
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.2)
+    return job_id
+
+
+def cancel(server: Server, job_id: str) -> None:
+    httpx.post(f"{server.url}/jobs/{job_id}/cancel", timeout=30)
+    wait_for(server, job_id, statuses=("cancelled", "completed"))
+
+
+def test_live_requests_cut_in_ahead_of_a_running_job(server: Server, tmp_path: Path) -> None:
+    before_job = lanes(server)
+    job_id = news_job(server, tmp_path)
+    try:
+        before = lanes(server)
+        for _ in range(10):  # one client: each request finds the engine busy with the job
+            response = httpx.post(f"{server.url}/summarize", json={"text": NEWS}, timeout=60)
+            assert response.status_code == 200, response.text
+        after = lanes(server)
+        assert status(server, job_id)["status"] == "running"  # the job was there all along
+    finally:
+        cancel(server, job_id)
+    assert delta(after, before, "items", "live") == 10
+    # Each preemption is live work run inside job work that had started before it: first come,
+    # first served would give none. Some requests may find the job between two chunks.
+    assert delta(after, before, "preemptions", "live") >= 5, (before, after)
+    assert delta(before, before_job, "items", "live") == 0
+
+
+def test_a_job_keeps_its_minimum_share_under_continuous_live_load(server: Server, tmp_path: Path) -> None:
+    job_id = news_job(server, tmp_path)
+    stop = threading.Event()
+    failures: list[int] = []
+
+    def client() -> None:
+        with httpx.Client(timeout=120) as http:
+            while not stop.is_set():
+                response = http.post(f"{server.url}/summarize", json={"text": LEGAL})
+                if response.status_code != 200:
+                    failures.append(response.status_code)
+
+    try:
+        time.sleep(3)  # the job's share of the last seconds falls from all of it toward its minimum
+        before = lanes(server)
+        clients = [threading.Thread(target=client) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        time.sleep(25)
+        stop.set()
+        for thread in clients:
+            thread.join()
+        after = lanes(server)
+    finally:
+        cancel(server, job_id)
+    assert not failures
+    job_s, live_s = delta(after, before, "engine_seconds", "job"), delta(after, before, "engine_seconds", "live")
+    assert live_s > 0 and delta(after, before, "preemptions", "live") > 0  # live work went first...
+    share = job_s / (job_s + live_s)
+    # ...and the job kept its SUMMARIZER_JOBS_MIN_SHARE (0.1), less the moments it had nothing queued.
+    assert 0.04 <= share <= 0.6, (job_s, live_s)
+
+
+def test_a_long_document_does_not_hold_up_short_ones(server: Server) -> None:
+    long_text = "\n\n".join([NEWS, LEGAL, DIALOGUE] * 40)[:60_000]  # the long lane: >= 20,000 characters
+    before = lanes(server)
+    finished: list[str] = []
+    long_status: list[int] = []
+
+    def send_long() -> None:
+        response = httpx.post(f"{server.url}/summarize", json={"text": long_text}, timeout=120)
+        long_status.append(response.status_code)
+        finished.append("long")
+
+    thread = threading.Thread(target=send_long)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while lanes(server).get(("engine_seconds", "long"), 0.0) <= before.get(("engine_seconds", "long"), 0.0):
+        assert time.monotonic() < deadline, server.log_tail()  # wait until the model works on it
+        time.sleep(0.05)
+    for i in range(6):
+        response = httpx.post(f"{server.url}/summarize", json={"text": NEWS}, timeout=120)
+        assert response.status_code == 200, response.text
+        finished.append(f"short{i}")
+    thread.join()
+    after = lanes(server)
+    assert long_status == [200]
+    assert delta(after, before, "items", "long") == 1 and delta(after, before, "items", "live") == 6
+    # In one batch with the long document, no short one would finish before it.
+    assert finished.index("long") >= 5, finished

@@ -39,6 +39,11 @@ def test_yaml_file_under_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         ({"SUMMARIZER_DEVICE": "tpu"}, "device must be auto, cpu, mps or cuda"),
         ({"SUMMARIZER_STYLES_FILE": "/no/such/file.yaml"}, "styles_file must be an existing YAML file"),
         ({"SUMMARIZER_MAX_BODY_BYTES": "10", "SUMMARIZER_MAX_INPUT_CHARS": "100"}, "max_body_bytes must be >="),
+        ({"SUMMARIZER_ROLE": "live"}, "role=live splits live and job work across replicas"),
+        ({"SUMMARIZER_ROLE": "jobs"}, "set database_url (PostgreSQL), or use role=all"),
+        ({"SUMMARIZER_ROLE": "batch"}, "role"),
+        ({"SUMMARIZER_JOBS_MIN_SHARE": "0.5", "SUMMARIZER_LONG_MIN_SHARE": "0.5"}, "live requests need the rest"),
+        ({"SUMMARIZER_JOBS_MIN_SHARE": "1.5"}, "jobs_min_share"),
     ],
 )
 def test_bad_values_fail_with_clear_messages(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], fragment: str) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import subprocess
 import tempfile
 import time
@@ -62,6 +63,12 @@ def write_corpus(path: Path, docs: list[str], n: int) -> None:
             out.write(json.dumps({"id": f"doc-{i}", "text": docs[i % len(docs)]}) + "\n")
 
 
+def engine_seconds(url: str) -> dict[str, float]:
+    """The model worker's engine seconds per lane (empty on the baseline, which has no lanes)."""
+    text = httpx.get(f"{url}/metrics", timeout=60).text
+    return {m[0]: float(m[1]) for m in re.findall(r'^summarizer_lane_engine_seconds_total\{lane="(\w+)"\} (\S+)$', text, re.M)}
+
+
 def processed(url: str, job_id: str) -> int:
     status = httpx.get(f"{url}/jobs/{job_id}", timeout=60).json()
     return int(status["done"]) + int(status["failed"])
@@ -74,35 +81,41 @@ def row(result: LoadResult) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def with_job_rate(server: Running, job_id: str | None, load: Awaitable[Any]) -> tuple[Any, float | None]:
-    """Run `load`; the job's documents/s meanwhile (None without a job)."""
-    if job_id is None:
-        return await load, None
-    started, before = time.perf_counter(), await asyncio.to_thread(processed, server.url, job_id)
+async def with_job_rate(server: Running, job_id: str | None, load: Awaitable[Any]) -> tuple[Any, dict[str, Any]]:
+    """Run `load`; the job's documents/s meanwhile (None without a job), and each lane's share of
+    the engine's time (from the lane metrics; none on the baseline)."""
+    engine_before = await asyncio.to_thread(engine_seconds, server.url)
+    started = time.perf_counter()
+    before = await asyncio.to_thread(processed, server.url, job_id) if job_id else 0
     result = await load
-    after = await asyncio.to_thread(processed, server.url, job_id)
-    return result, (after - before) / (time.perf_counter() - started)
+    after = await asyncio.to_thread(processed, server.url, job_id) if job_id else 0
+    elapsed = time.perf_counter() - started
+    engine = {lane: s - engine_before.get(lane, 0.0) for lane, s in (await asyncio.to_thread(engine_seconds, server.url)).items()}
+    total = sum(engine.values())
+    shares = {lane: round(s / total, 3) for lane, s in engine.items()} if total > 0 else None
+    return result, {"job_docs_per_s": (after - before) / elapsed if job_id else None, "engine_share": shares}
 
 
 async def live_phase(server: Running, bodies: list[dict[str, Any]], seconds: float, job_id: str | None) -> dict[str, Any]:
-    result, job_rate = await with_job_rate(server, job_id, closed_loop(f"{server.url}/summarize", bodies, LIVE_CLIENTS, seconds))
-    return {**row(result), "job_docs_per_s": job_rate}
+    result, job = await with_job_rate(server, job_id, closed_loop(f"{server.url}/summarize", bodies, LIVE_CLIENTS, seconds))
+    return {**row(result), **job}
 
 
 async def paced_phase(server: Running, bodies: list[dict[str, Any]], rate: float, seconds: float, job_id: str | None) -> dict[str, Any]:
-    result, job_rate = await with_job_rate(server, job_id, open_loop(f"{server.url}/summarize", bodies, rate, seconds))
-    return {**row(result), "offered_per_s": round(rate, 3), "job_docs_per_s": job_rate}
+    result, job = await with_job_rate(server, job_id, open_loop(f"{server.url}/summarize", bodies, rate, seconds))
+    return {**row(result), "offered_per_s": round(rate, 3), **job}
 
 
 async def long_phase(server: Running, bodies: list[dict[str, Any]], long_body: dict[str, Any], seconds: float) -> dict[str, Any]:
     url = f"{server.url}/summarize"
-    short, long = await asyncio.gather(closed_loop(url, bodies, LIVE_CLIENTS, seconds), closed_loop(url, [long_body], 1, seconds))
-    return {**row(short), "long": row(long)}
+    both = asyncio.gather(closed_loop(url, bodies, LIVE_CLIENTS, seconds), closed_loop(url, [long_body], 1, seconds))
+    (short, long), lanes = await with_job_rate(server, None, both)
+    return {**row(short), "long": row(long), "engine_share": lanes["engine_share"]}
 
 
 async def job_alone(server: Running, job_id: str, seconds: float) -> dict[str, Any]:
-    _, rate = await with_job_rate(server, job_id, asyncio.sleep(seconds))
-    return {"job_docs_per_s": rate}
+    _, job = await with_job_rate(server, job_id, asyncio.sleep(seconds))
+    return job
 
 
 def submit_job(server: Running, name: str) -> str:
@@ -148,9 +161,11 @@ def targets(new: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any]:
     }
     for phase in ("live+job", "paced+job"):
         if phase in new:
-            left = max(1 - new[phase]["ok_per_s"] / live["ok_per_s"], 1e-9)
-            out[f"{phase}: job rate / capacity live leaves (>= 0.8)"] = new[phase]["job_docs_per_s"] / (job * left)
+            left = max(1 - new[phase]["ok_per_s"] / live["ok_per_s"], 0.0)
             out[f"{phase}: capacity live leaves (share)"] = left
+            out[f"{phase}: job rate / job alone"] = new[phase]["job_docs_per_s"] / job
+            if left >= 0.05:  # saturating live traffic leaves nothing: the job runs on its minimum share
+                out[f"{phase}: job rate / capacity live leaves (>= 0.8)"] = new[phase]["job_docs_per_s"] / (job * left)
     if base is not None:
         out["job / baseline job (>= 0.9)"] = job / base["job"]["job_docs_per_s"]
         out["baseline: live+job p95 / live p95"] = base["live+job"]["p95_ms"] / base["live"]["p95_ms"]

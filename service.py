@@ -82,6 +82,8 @@ EXPORTED_ENCODER = exported_ref(settings.encoder_model, settings.encoder_runtime
 # A job's model call waits in the job lane while live traffic goes first, so it gets longer than a
 # live request; the model service's own deadline must cover it.
 JOB_CALL_TIMEOUT_S = settings.request_timeout_s * 5
+# A long document yields to short ones, so under load it is slower: it gets twice the deadline.
+LONG_CALL_TIMEOUT_S = settings.request_timeout_s * 2
 MIN_SHARES = {Lane.LONG: settings.long_min_share, Lane.JOB: settings.jobs_min_share}
 
 
@@ -105,7 +107,7 @@ class SummarizerModel:
         install(BentoMLContainer.tracer_provider.get())
         # SIGTERM reaches both services at once; the entry's requests still being prepared need
         # this worker after that, so it stops once the entry workers are gone (pipelines/http/drain.py).
-        stop_after("summarizer", max_delay_s=settings.request_timeout_s + 15)
+        stop_after("summarizer", max_delay_s=LONG_CALL_TIMEOUT_S + 15)
         runtime = choose_runtime(settings.encoder_runtime, settings.device)
         if runtime == "torch" or settings.engine == "abstractive":
             set_threads(settings.torch_threads)
@@ -225,7 +227,7 @@ jobs_app = build_app(lambda: bentoml.get_current_service().jobs)
 @bentoml.service(
     name="summarizer",
     # Admission control is ConcurrencyLimit below (429 with Retry-After and a JSON body).
-    traffic={"timeout": settings.request_timeout_s + 5},
+    traffic={"timeout": LONG_CALL_TIMEOUT_S + 5},  # the backstop; each model call has its own deadline
     tracing=tracing_config(settings),
     # BentoML's access log prints raw paths and queries, where clients can put anything; our
     # request log (pipelines/observe/request_log.py) replaces it with route templates.
@@ -321,8 +323,9 @@ class Summarizer:
             if job_lane is not None:
                 outcomes: list[ItemOutcome] = await self._call(lambda: in_lane(job_lane)(traced), JOB_CALL_TIMEOUT_S)
             else:
-                short = self.model.to_async.summarize
-                outcomes = await self._call(lambda: split_long(traced, settings.long_document_chars, short, in_lane(Lane.LONG)))
+                short, long_chars = self.model.to_async.summarize, settings.long_document_chars
+                deadline = LONG_CALL_TIMEOUT_S if any(len(item.text) >= long_chars for item in traced) else settings.request_timeout_s
+                outcomes = await self._call(lambda: split_long(traced, long_chars, short, in_lane(Lane.LONG)), deadline)
         return outcomes
 
     async def _summarize_documents(self, docs: list[BatchDocument], default_style: str | None) -> list[BatchResult]:

@@ -164,7 +164,9 @@ def targets(new: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any]:
             left = max(1 - new[phase]["ok_per_s"] / live["ok_per_s"], 0.0)
             out[f"{phase}: capacity live leaves (share)"] = left
             out[f"{phase}: job rate / job alone"] = new[phase]["job_docs_per_s"] / job
-            if left >= 0.05:  # saturating live traffic leaves nothing: the job runs on its minimum share
+            # Closed-loop clients saturate the replica: what they "leave" is measurement noise (0-9%
+            # across runs here), and the job runs on its minimum share (see engine_share) instead.
+            if left >= 0.2:
                 out[f"{phase}: job rate / capacity live leaves (>= 0.8)"] = new[phase]["job_docs_per_s"] / (job * left)
     if base is not None:
         out["job / baseline job (>= 0.9)"] = job / base["job"]["job_docs_per_s"]

@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     # Priority on the model worker (pipelines/scheduling/): live first, then long documents, then
     # jobs; each lower lane keeps this share of engine time while it has work, so none starves.
     jobs_min_share: float = Field(0.1, ge=0.0, le=0.9)
-    long_min_share: float = Field(0.3, ge=0.0, le=0.9)
+    long_min_share: float = Field(0.2, ge=0.0, le=0.9)
     # A live document with at least this many characters after normalization goes to the long lane.
     long_document_chars: int = Field(20_000, gt=0)
     # What this replica does: `all` (live routes and jobs), `live` (no job runner) or `jobs` (runs

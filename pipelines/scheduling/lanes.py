@@ -44,6 +44,19 @@ class Usage:
         self._decay(now)
         self._seconds[lane] += max(seconds, 0.0)
 
+    def credit(self, lane: Lane, share: float, now: float) -> None:
+        """Give a lane that starts work after a pause `share` of recent time, if it has less.
+
+        Otherwise it arrives with a share near 0 and runs alone until it has caught up: a new long
+        document took ~2 s of the model in one go, the tail of every short request behind it.
+        Credited, it starts at its minimum share and gets exactly that, a pass at a time.
+        """
+        if not 0 < share < 1:
+            return
+        self._decay(now)
+        others = sum(seconds for other, seconds in self._seconds.items() if other is not lane)
+        self._seconds[lane] = max(self._seconds[lane], others * share / (1 - share))
+
     def share(self, lane: Lane, now: float) -> float:
         """This lane's fraction of recent engine time; 0 when the engine has been idle for long."""
         self._decay(now)

@@ -71,6 +71,8 @@ class EngineScheduler:
         with self._ready:
             if lane is Lane.LIVE:
                 self._live_seen = time.monotonic()
+            elif not self._queues[lane] and lane not in self._stack:  # the lane starts after a pause
+                self.usage.credit(lane, self.min_shares.get(lane, 0.0), time.monotonic())
             self._queues[lane].append(work)
             self._ready.notify()
         result: T = await asyncio.wrap_future(work.future)

@@ -58,3 +58,13 @@ def test_held_lanes_run_only_below_their_minimum_share() -> None:
     assert must_pause(Lane.LONG, fair, SHARES, holding)
     assert not must_pause(Lane.LONG, behind, SHARES, holding)
     assert not must_pause(Lane.JOB, fair, SHARES, holding)
+
+
+def test_a_lane_starting_after_a_pause_is_credited_its_minimum_share_not_a_burst() -> None:
+    usage = Usage(window_s=10.0)
+    usage.charge(Lane.LIVE, 8.0, now=0.0)
+    usage.credit(Lane.JOB, 0.2, now=0.0)
+    assert abs(usage.share(Lane.JOB, now=0.0) - 0.2) < 1e-9  # not 0: it does not run alone to catch up
+    usage.charge(Lane.JOB, 5.0, now=0.0)
+    usage.credit(Lane.JOB, 0.2, now=0.0)
+    assert usage.share(Lane.JOB, now=0.0) > 0.4  # a credit never takes away what a lane had

@@ -41,8 +41,8 @@ with bentoml.importing():
     from pipelines.http.gateway import ModelHealth, call_model
     from pipelines.http.middleware import BodySizeLimit, ConcurrencyLimit, ErrorShape, MediaTypeCheck
     from pipelines.jobs.app import JobsBackend, build_app
-    from pipelines.jobs.runner import JobRunner, acquire_runner_lock
     from pipelines.jobs.records import RetryPolicy
+    from pipelines.jobs.runner import JobRunner, acquire_runner_lock
     from pipelines.observe.log_format import configure_logging
     from pipelines.observe.request_log import RequestLog, note_style
     from pipelines.observe.stages import observe_document, stage

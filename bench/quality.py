@@ -43,9 +43,9 @@ from rouge_score import rouge_scorer
 
 from pipelines.batch.core import BatchDocument, PreparedDocument
 from pipelines.batch.inprocess import LocalPipeline, load_engine
-from pipelines.engines.runtime import RUNTIMES
 from pipelines.engines.contract import summarize_isolated
 from pipelines.engines.extractive import closer_to_target
+from pipelines.engines.runtime import RUNTIMES
 from pipelines.styles import ExtractiveParams
 from pipelines.text.sentences import split_sentences, word_count
 

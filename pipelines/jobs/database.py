@@ -32,6 +32,22 @@ _REPAIR = "restore jobs.sqlite3 from a backup, or move it (with its -wal and -sh
 log = logging.getLogger("summarizer.jobs")
 
 
+
+@contextmanager
+def immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction that takes the lock at once, committed or rolled back."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        # SQLite may have rolled back already (a full disk does); a failed ROLLBACK must
+        # not hide the real error, and closing the connection rolls back anyway.
+        with suppress(sqlite3.Error):
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
 class JobStoreCorrupt(SummarizerError):
     """The database file is damaged (not a database, or pages that fail SQLite's checks)."""
 
@@ -95,17 +111,10 @@ class JobDatabase:
         # Only a file that lacks one takes the write lock: an up-to-date one opens on a read-only volume.
         if not missing():
             return
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(db):
             for table, column, declaration in missing():  # again, under the lock: another worker may have added them
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
                 log.info("job store %s: added the column %s.%s", self.path, table, column)
-        except BaseException:
-            with suppress(sqlite3.Error):
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     def close(self) -> None:
         if self._keeper is not None:
@@ -147,18 +156,8 @@ class JobDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self.connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                # SQLite may have rolled back already (a full disk does); a failed ROLLBACK must
-                # not hide the real error, and closing the connection rolls back anyway.
-                with suppress(sqlite3.Error):
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self.connect() as db, immediate(db):
+            yield db
 
     @contextmanager
     def _translated(self) -> Iterator[None]:

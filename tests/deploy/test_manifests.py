@@ -15,7 +15,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cattrs
-from cattrs.gen import make_dict_structure_fn
 import kubernetes_validate
 import psycopg
 import pytest
@@ -25,6 +24,7 @@ from bentoml._internal.cloud.schemas.modelschemas import DeploymentStrategy
 from bentoml._internal.cloud.schemas.schemasv2 import CreateDeploymentSchema
 from bentoml._internal.configuration.v2 import _SERVICE_CONFIG
 from bentoml._internal.utils.cattr import bentoml_cattr
+from cattrs.gen import make_dict_structure_fn
 
 from models.bento import BentoFile
 from pipelines.postgres.migrations import migrate

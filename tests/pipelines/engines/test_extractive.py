@@ -9,8 +9,8 @@ import pytest
 
 from models.store import default_encoder_folder
 from pipelines.engines.contract import SummaryItem, SummaryResult
-from pipelines.engines.torch_encoder import TorchEncoder
 from pipelines.engines.extractive import NEAR_DUPLICATE, ExtractiveEngine, cue_score, preprocess, relevance, select, trim
+from pipelines.engines.torch_encoder import TorchEncoder
 from pipelines.errors import BadInput, ModelError
 from pipelines.styles import ExtractiveParams, StyleRegistry
 from pipelines.text.sentences import split_sentences

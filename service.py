@@ -35,6 +35,7 @@ with bentoml.importing():
     from pipelines.engines.device import set_threads
     from pipelines.engines.factory import build_engine, load_encoder
     from pipelines.engines.grouping import dispatcher_tick_s
+    from pipelines.engines.lanes import ModelLanes, split_long
     from pipelines.engines.runtime import choose_runtime, exported_ref
     from pipelines.errors import NotServedHere, SummarizerError
     from pipelines.http.drain import stop_after
@@ -51,8 +52,6 @@ with bentoml.importing():
     from pipelines.rag.index import KnowledgeIndexError
     from pipelines.rag.retrieval import Context, index_documents, retrieve
     from pipelines.scheduling.lanes import Lane
-    from pipelines.scheduling.model import ModelLanes
-    from pipelines.scheduling.routing import split_long
     from pipelines.settings import get_settings
     from pipelines.styles import STYLE_HEADER, Style, StyleRegistry, with_context
     from pipelines.text.normalize import Format

@@ -1,1 +1,6 @@
-"""Priority between live requests, long documents and jobs on the model worker (docs/scheduling.md)."""
+"""Who runs next on the model worker: `lanes` (live, long, job; minimum shares; the policy) and
+`scheduler` (the one engine thread, preemption between model passes). What runs in the lanes is
+in `engines.lanes` (docs/scheduling.md).
+
+May import: observe.
+"""

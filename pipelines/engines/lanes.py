@@ -1,11 +1,15 @@
-"""The model worker's calls, each queued in its lane: what the model service's APIs await."""
+"""Model work by lane: the model worker's calls, each queued in its lane (`ModelLanes`, what the
+model service's APIs await), and the entry's side, which API a call's documents go to (`split_long`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from pipelines.engines.contract import Engine, ItemOutcome, SummaryItem, summarize_isolated
 from pipelines.engines.encoder import SentenceEncoder
+from pipelines.engines.grouping import check_outputs
 from pipelines.observe.traces import batch_spans
 from pipelines.scheduling.lanes import Lane
 from pipelines.scheduling.scheduler import EngineScheduler
@@ -31,3 +35,26 @@ class ModelLanes:
         # .tolist(): the same floats, 3x faster than a loop per value
         vectors: list[list[float]] = await self.scheduler.run(Lane.LIVE, lambda: self.encoder.encode(texts).tolist(), len(texts))
         return vectors
+
+
+ModelCall = Callable[[list[SummaryItem]], Awaitable[Sequence[Any]]]
+
+
+async def split_long(items: Sequence[SummaryItem], long_chars: int, short: ModelCall, long: ModelCall) -> list[Any]:
+    """Short documents to `short` (the batched live API), long ones to `long` (the long lane), both at
+    once; outcomes in input order.
+
+    Long documents must not share the batcher with short ones: it runs one batch at a time, so a
+    batch holding a 100k-character document would hold every short request queued behind it.
+    """
+    is_long = [len(item.text) >= long_chars for item in items]
+    if not any(is_long):
+        return list(await short(list(items)))
+    if all(is_long):
+        return list(await long(list(items)))
+    shorts = [item for item, flag in zip(items, is_long, strict=True) if not flag]
+    longs = [item for item, flag in zip(items, is_long, strict=True) if flag]
+    short_out, long_out = await asyncio.gather(short(shorts), long(longs))
+    short_iter = iter(check_outputs(shorts, short_out, "live lane"))
+    long_iter = iter(check_outputs(longs, long_out, "long lane"))
+    return [next(long_iter) if flag else next(short_iter) for flag in is_long]

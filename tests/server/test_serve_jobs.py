@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server.conftest import Server, StartServer
+from tests.server.conftest import Server, StartServer, replica_home
 from tests.texts import DIALOGUE, LEGAL, NEWS
 
 pytestmark = pytest.mark.server
@@ -139,7 +139,9 @@ def test_a_job_survives_a_sigkill_and_resumes_without_duplicates_or_gaps(
     settings = {"jobs_dir": str(jobs_dir), "jobs_data_dir": str(data_dir), "max_latency_ms": "20000"}
     docs = corpus(DOCUMENTS, seed=2)
     write_jsonl(data_dir / "nightly.jsonl", docs)
-    first = start_server(bentoml_home, **settings)
+    # Homes of their own over the same model store: a server starting on the module server's home
+    # would replace its metrics folder, and that server's /metrics would show the other's numbers.
+    first = start_server(replica_home(tmp_path_factory, bentoml_home), **settings)
     response = httpx.post(f"{first.url}/jobs", json={"path": "nightly.jsonl"}, timeout=120)
     assert response.status_code == 201, response.text
     job_id = response.json()["id"]
@@ -147,7 +149,7 @@ def test_a_job_survives_a_sigkill_and_resumes_without_duplicates_or_gaps(
     assert before["status"] == "running"
     first.kill()
 
-    second = start_server(bentoml_home, **settings)
+    second = start_server(replica_home(tmp_path_factory, bentoml_home), **settings)
     resumed = status(second, job_id)
     assert resumed["status"] == "running" and resumed["done"] >= before["done"]
     assert resumed["started_at"] == before["started_at"]

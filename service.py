@@ -35,7 +35,7 @@ with bentoml.importing():
     from pipelines.engines.device import set_threads
     from pipelines.engines.factory import build_engine, load_encoder
     from pipelines.engines.grouping import dispatcher_tick_s
-    from pipelines.engines.lanes import ModelLanes, split_long
+    from pipelines.engines.lanes import ModelLanes, is_long, split_long
     from pipelines.engines.runtime import choose_runtime, exported_ref
     from pipelines.errors import NotServedHere, SummarizerError
     from pipelines.http.drain import stop_after
@@ -323,7 +323,7 @@ class Summarizer:
                 outcomes: list[ItemOutcome] = await self._call(lambda: in_lane(job_lane)(traced), JOB_CALL_TIMEOUT_S)
             else:
                 short, long_chars = self.model.to_async.summarize, settings.long_document_chars
-                deadline = LONG_CALL_TIMEOUT_S if any(len(item.text) >= long_chars for item in traced) else settings.request_timeout_s
+                deadline = LONG_CALL_TIMEOUT_S if any(is_long(item, long_chars) for item in traced) else settings.request_timeout_s
                 outcomes = await self._call(lambda: split_long(traced, long_chars, short, in_lane(Lane.LONG)), deadline)
         return outcomes
 

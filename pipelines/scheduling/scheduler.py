@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -40,24 +40,14 @@ class Work:
     queued_at: float = field(default_factory=time.monotonic)
 
 
-@dataclass
-class LaneStats:
-    """What one lane got, since the scheduler started: for metrics, the benchmark and tests."""
-
-    runs: int = 0
-    items: int = 0
-    engine_s: float = 0.0
-    wait_s: float = 0.0
-    preemptions: int = 0  # times this lane's work ran inside lower-lane work at a preemption point
-
-
 class EngineScheduler:
     """Runs callables on one thread, by lane. `await run(lane, fn)` from any event loop."""
 
     def __init__(self, min_shares: Mapping[Lane, float], *, window_s: float = 10.0) -> None:
         self.min_shares = dict(min_shares)
         self.usage = Usage(window_s)
-        self.stats = {lane: LaneStats() for lane in Lane}
+        # Times each lane's work ran inside lower-lane work (also a metric, which tests cannot isolate).
+        self.preemptions: Counter[Lane] = Counter()
         self._queues: dict[Lane, deque[Work]] = {lane: deque() for lane in Lane}
         self._ready = threading.Condition()
         self._stack: list[Lane] = []  # lanes of the work running, outermost first
@@ -78,17 +68,13 @@ class EngineScheduler:
         result: T = await asyncio.wrap_future(work.future)
         return result
 
-    def waiting(self) -> dict[Lane, int]:
-        with self._ready:
-            return {lane: len(queue) for lane, queue in self._queues.items()}
-
     def run_waiting(self) -> None:
         """Called by the engine between passes: run any higher-lane work that should go first."""
         running = self._stack[-1]
         while True:
             work, pause = self._take(running)
             if work is not None:
-                self.stats[work.lane].preemptions += 1
+                self.preemptions[work.lane] += 1
                 LANE_PREEMPTIONS.labels(work.lane.label).inc()
                 self._execute(work)
             elif pause:
@@ -132,7 +118,6 @@ class EngineScheduler:
         if self._stack:
             seconds = now - self._mark
             self.usage.charge(self._stack[-1], seconds, now)
-            self.stats[self._stack[-1]].engine_s += seconds
             LANE_ENGINE_SECONDS.labels(self._stack[-1].label).inc(max(seconds, 0.0))
         self._mark = now
 
@@ -155,10 +140,6 @@ class EngineScheduler:
                 self._stack.pop()
                 if work.lane is Lane.LIVE:
                     self._live_seen = time.monotonic()
-            stats = self.stats[work.lane]
-            stats.runs += 1
-            stats.items += work.items
-            stats.wait_s += started - work.queued_at
             LANE_WAIT.labels(work.lane.label).observe(started - work.queued_at)
             LANE_ITEMS.labels(work.lane.label).inc(work.items)
 

@@ -72,7 +72,7 @@ def test_a_long_pass_sequence_is_interleaved_with_live_work_at_every_pass() -> N
             await asyncio.sleep(0.01)
             lives.append(asyncio.ensure_future(sched.run(Lane.LIVE, rec.work(f"live{i}-"))))
         await asyncio.gather(long, *lives)
-        return rec.log, sched.stats[Lane.LIVE].preemptions
+        return rec.log, sched.preemptions[Lane.LIVE]
 
     log, preemptions = run(scenario())
     # Every live request finished before the long document's last pass: none waited for all of it.

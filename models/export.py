@@ -5,10 +5,12 @@
 
 Steps: PyTorch's TorchScript-based exporter (opset 17; it handles this BERT graph in 2 s, where
 the torch.export-based one needs onnxscript and minutes) with mean pooling and L2 normalization in
-the graph; ONNX Runtime's BERT fusions (LayerNorm, bias + GELU); for `onnx-int8`, dynamic int8
-quantization of the weights, per output channel (per tensor kept the mean cosine to PyTorch at
-0.957 on the eval sentences, per channel at 0.992), but for the feed-forward down-projections (0.996). The result is checked against PyTorch on fixed
-sentences before it is stored (CHECK_SENTENCES); a failed check stores nothing. One stored version per
+the graph, and self-attention written as ONNX Runtime's fusions expect it (`_ExportedAttention`);
+ONNX Runtime's BERT fusions (embeddings + LayerNorm, attention, skip + LayerNorm, bias + GELU); for
+`onnx-int8`, dynamic int8 quantization of the weights (fused attention becomes QAttention), per
+output channel (per tensor kept the mean cosine to PyTorch at 0.957 on the eval sentences, per
+channel at 0.992), but for the feed-forward down-projections (0.996). The result is checked against
+PyTorch on fixed sentences before it is stored (CHECK_SENTENCES); a failed check stores nothing. One stored version per
 (encoder version, RECIPE): exporting again returns it. Imports torch and the exporters: the
 models CLI loads this module only for the commands that export.
 """
@@ -19,6 +21,7 @@ import contextlib
 import importlib.metadata
 import io
 import logging
+import math
 import shutil
 import tempfile
 import warnings
@@ -28,11 +31,12 @@ from pathlib import Path
 
 import bentoml
 import numpy as np
+import onnxruntime as ort
 import torch
 from onnx import TensorProto
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.transformers.optimizer import optimize_model
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from models import ModelImportError
@@ -44,7 +48,7 @@ from pipelines.engines.torch_encoder import TorchEncoder
 
 KIND = "onnx-encoder"
 # Bump when the steps above change: exports made by an older recipe are then made again.
-RECIPE = "2"
+RECIPE = "3"
 OPSET = 17
 COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 CHECK_SENTENCES = (
@@ -72,6 +76,8 @@ class Check:
         return self.min_cos >= self.floor
 
 
+# A down-projection input reaching past this stays in fp32 (_kept_in_fp32).
+OUTLIER_RANGE = 10.0
 # fp32 is the same arithmetic in another order; int8 weights move vectors by a few percent.
 CHECK_FLOOR: dict[str, float] = {"onnx": 0.9999, "onnx-int8": 0.95}
 
@@ -114,8 +120,9 @@ def export_encoder(source: str, runtime: Runtime) -> ImportResult:
 def _export(encoder_dir: Path, out: Path, *, quantize: bool) -> None:
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # "Loading weights" bars on every load, on a terminal or a CI log
     tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir), local_files_only=True)
-    # Eager attention: the exporter writes the plain matmul-softmax graph that ORT's fusions know.
     model = AutoModel.from_pretrained(str(encoder_dir), local_files_only=True, attn_implementation="eager").eval()
+    for layer in model.encoder.layer:
+        layer.attention.self = _ExportedAttention(layer.attention.self)
     sample = tokenizer(["an example sentence", "and a second, longer one to pad against"], padding=True, return_tensors="pt")
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
     raw, fused = out / "raw.onnx", out / "fused.onnx"
@@ -130,11 +137,14 @@ def _export(encoder_dir: Path, out: Path, *, quantize: bool) -> None:
         optimized = optimize_model(
             str(raw), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size, opt_level=1
         )
+        attention = sum(node.op_type == "Attention" for node in optimized.model.graph.node)
+        if attention != config.num_hidden_layers:  # another transformers' graph: better no export than a slow one
+            raise ModelImportError(f"ONNX Runtime fused {attention} of {config.num_hidden_layers} attention layers")
         optimized.save_model_to_file(str(fused))
         if quantize:
             quantize_dynamic(
                 str(fused), str(out / MODEL_FILE), weight_type=QuantType.QInt8, per_channel=True,
-                nodes_to_exclude=_ffn_down_projections(fused),
+                nodes_to_exclude=_kept_in_fp32(fused, tokenizer),
                 # Fused ops have no inferred type; their outputs are float.
                 extra_options={"DefaultTensorType": TensorProto.FLOAT},
             )  # fmt: skip
@@ -147,18 +157,33 @@ def _export(encoder_dir: Path, out: Path, *, quantize: bool) -> None:
             shutil.copy2(encoder_dir / file, out / file)
 
 
-def _ffn_down_projections(model_file: Path) -> list[str]:
-    """The MatMuls that stay in fp32: each layer's feed-forward down-projection. Their inputs are
-    GELU outputs with outliers; quantized, they moved legal ROUGE by +0.9 against PyTorch (mean
-    cosine 0.992); kept in fp32, ROUGE stays within 0.2 on every style (cosine 0.996), for 6 of the
-    48 MatMuls (docs/performance.md, "Encoder runtimes")."""
-    import onnx
+def _kept_in_fp32(model_file: Path, tokenizer: PreTrainedTokenizerBase) -> list[str]:
+    """The nodes `onnx-int8` leaves in fp32: the embeddings, and each feed-forward down-projection
+    whose input reaches past OUTLIER_RANGE on CHECK_SENTENCES.
 
-    graph = onnx.load(str(model_file), load_external_data=False).graph
-    names = [n.name for n in graph.node if n.op_type == "MatMul" and "/output/dense/" in n.name and "/attention/" not in n.name]
-    if not names:  # another exporter's naming: better no export than a silently different recipe
-        raise ModelImportError(f"found no feed-forward output MatMul in {model_file.name} to keep in fp32")
-    return names
+    Dynamic quantization maps a pass's whole activation range onto 256 steps. The GELU outputs that
+    feed the down-projections of this MiniLM's first four layers reach 14 to 25 while most channels
+    stay under 2: quantized, those MatMuls moved legal ROUGE by +0.9 against PyTorch. The last two
+    layers' reach 4 to 7 and quantize as well as the rest (docs/performance.md, "Encoder runtimes").
+    Embeddings quantized (QEmbedLayerNormalization) moved legal ROUGE-Lsum by +0.5."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(model_file))
+    embeddings = [n.name for n in model.graph.node if n.op_type == "EmbedLayerNormalization"]
+    downs = [n for n in model.graph.node if n.op_type == "MatMul" and "/output/dense/" in n.name and "/attention/" not in n.name]
+    if not downs:  # another exporter's naming: better no export than a silently different recipe
+        raise ModelImportError(f"found no feed-forward output MatMul in {model_file.name} to measure")
+    for node in downs:
+        model.graph.output.append(helper.make_tensor_value_info(node.input[0], TensorProto.FLOAT, None))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    reach = dict.fromkeys((n.name for n in downs), 0.0)
+    for sentence in CHECK_SENTENCES:
+        feed = {k: v for k, v in tokenizer([sentence], return_tensors="np").items() if k in names}
+        for node, values in zip(downs, session.run([n.input[0] for n in downs], feed), strict=True):
+            reach[node.name] = max(reach[node.name], float(np.abs(values).max()))
+    return embeddings + [name for name, value in reach.items() if value > OUTLIER_RANGE]
 
 
 @contextlib.contextmanager
@@ -172,8 +197,33 @@ def _quiet() -> Iterator[None]:
         logging.disable(logging.NOTSET)
 
 
+class _ExportedAttention(torch.nn.Module):
+    """A BERT layer's self-attention, the same arithmetic as transformers' eager attention, written
+    as ONNX Runtime's attention fusion matches it (per-head view and permute, scores divided by
+    sqrt(head size), an additive mask). The graph transformers 5 traces (shape arithmetic, boolean
+    masks) matches none of its patterns: attention then stays 12 separate ops per layer, and int8
+    gets no QAttention (306 against 274 int8 sentences/s here, docs/performance.md)."""
+
+    def __init__(self, attention: torch.nn.Module) -> None:
+        super().__init__()
+        self.query, self.key, self.value = attention.query, attention.key, attention.value
+        self.heads, self.head_size = int(attention.num_attention_heads), int(attention.attention_head_size)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.size()[:-1] + (self.heads, self.head_size)).permute(0, 2, 1, 3)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, **_: object) -> tuple[torch.Tensor, None]:
+        query, key, value = self._heads(self.query(hidden)), self._heads(self.key(hidden)), self._heads(self.value(hidden))
+        scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.head_size) + attention_mask
+        context = torch.matmul(torch.softmax(scores, dim=-1), value).permute(0, 2, 1, 3).contiguous()
+        return context.view(context.size()[:-2] + (self.heads * self.head_size,)), None
+
+
 class _Pooled(torch.nn.Module):
-    """The encoder with mean pooling and L2 normalization, as torch_encoder.py computes them."""
+    """The encoder with mean pooling and L2 normalization, as torch_encoder.py computes them.
+
+    The mask goes to the layers as BERT's classic additive one (0 to attend, -10000 to skip),
+    the form ONNX Runtime's attention fusion turns into the fused op's mask input."""
 
     def __init__(self, model: torch.nn.Module, names: list[str]) -> None:
         super().__init__()
@@ -181,7 +231,9 @@ class _Pooled(torch.nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         named = dict(zip(self.names, inputs, strict=True))
-        hidden = self.model(**named).last_hidden_state
+        embedded = self.model.embeddings(input_ids=named["input_ids"], token_type_ids=named.get("token_type_ids"))
+        additive = (1.0 - named["attention_mask"][:, None, None, :].to(embedded.dtype)) * -10000.0
+        hidden = self.model.encoder(embedded, attention_mask=additive).last_hidden_state
         mask = named["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
         return torch.nn.functional.normalize(pooled, p=2, dim=1)

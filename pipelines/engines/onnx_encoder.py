@@ -9,6 +9,7 @@ time (docs/performance.md, "Cold start").
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,19 @@ from pipelines.engines.encoder import SentenceEncoder
 
 MODEL_FILE = "model.onnx"
 OUTPUT = "embedding"
+
+
+def cpu_budget() -> int:
+    """The CPUs this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (a
+    container's CPU limit, which the affinity does not show)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cpus = min(cpus, max(1, round(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
 
 
 class OnnxEncoder(SentenceEncoder):
@@ -39,11 +53,13 @@ class OnnxEncoder(SentenceEncoder):
         # to 3% per component: a summary would depend on what else was batched. Alone, a vector
         # depends on its text only; and with no padding to compute, this ran faster than batches of
         # one document's sentences: 273 against 204 sentences/s (docs/engines.md, "Encoder runtimes").
+        # Such small passes run side by side, one thread each, rather than one at a time on all threads.
         per_pass = 1 if runtime == "onnx-int8" else max_batch_items
-        super().__init__(max_batch_tokens=max_batch_tokens, max_batch_items=per_pass, max_chars=max_chars)
+        workers = (threads or cpu_budget()) if runtime == "onnx-int8" else 1
+        super().__init__(max_batch_tokens=max_batch_tokens, max_batch_items=per_pass, max_chars=max_chars, parallel_passes=workers)
         self.runtime = runtime
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads  # 0: one per physical core, as torch does
+        options.intra_op_num_threads = 1 if workers > 1 else threads  # 0: one per physical core, as torch does
         options.inter_op_num_threads = 1  # one branch at a time: the graph is a straight line
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only: ORT warns about every unused initializer

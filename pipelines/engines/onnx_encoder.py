@@ -53,18 +53,21 @@ class OnnxEncoder(SentenceEncoder):
         # to 3% per component: a summary would depend on what else was batched. Alone, a vector
         # depends on its text only; and with no padding to compute, this ran faster than batches of
         # one document's sentences: 273 against 204 sentences/s (docs/engines.md, "Encoder runtimes").
-        # Such small passes run side by side, one thread each, rather than one at a time on all threads.
+        # Such small passes run side by side, one thread each, rather than one at a time on all threads
+        # (343 against 245 sentences/s on 2 cores): `threads` is then how many run at once.
         per_pass = 1 if runtime == "onnx-int8" else max_batch_items
         workers = (threads or cpu_budget()) if runtime == "onnx-int8" else 1
-        super().__init__(max_batch_tokens=max_batch_tokens, max_batch_items=per_pass, max_chars=max_chars, parallel_passes=workers)
+        super().__init__(
+            max_batch_tokens=max_batch_tokens, max_batch_items=per_pass, max_chars=max_chars, parallel_passes=workers
+        )
         self.runtime = runtime
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1 if workers > 1 else threads  # 0: one per physical core, as torch does
+        options.intra_op_num_threads = 1 if runtime == "onnx-int8" else threads  # 0: one per physical core, as torch does
         options.inter_op_num_threads = 1  # one branch at a time: the graph is a straight line
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only: ORT warns about every unused initializer
-        # ORT's threads spin briefly between passes (its default). int8 runs a pass per sentence, and
-        # without spinning each pass waits for its threads to wake: 217 against 273 sentences/s here.
+        # fp32: ORT's threads spin briefly between passes (its default), so a pass need not wait for
+        # them to wake (with int8 on two threads, 217 against 273 sentences/s without spinning).
         self.session = ort.InferenceSession(str(model_dir / MODEL_FILE), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.dim = int(self.session.get_outputs()[0].shape[1])

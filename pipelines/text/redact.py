@@ -40,6 +40,7 @@ from presidio_analyzer.predefined_recognizers import (
     UsSsnRecognizer,
 )
 from presidio_anonymizer import AnonymizerEngine
+from thinc.api import NumpyOps
 
 from pipelines.text.ner import NAME_CONTEXT_SCORE, NameContextRecognizer
 from pipelines.text.redaction_config import Redacted, RedactionConfig, Span, check_config
@@ -165,6 +166,12 @@ class _SpacyNer:
     def __init__(self, folder: Path, entities: Sequence[str]) -> None:
         names = spacy.util.load_meta(folder / "meta.json").get("pipeline", [])
         self.nlp = spacy.load(folder, exclude=[n for n in names if n not in _NER_COMPONENTS])
+        # thinc multiplies through cython-blis by default; numpy's OpenBLAS picks this CPU's AVX-512
+        # kernels: the same entities, 36 against 50 ms per ~600-word article here (one thread).
+        ops = NumpyOps(use_blis=False)
+        for _, component in self.nlp.pipeline:
+            for node in component.model.walk():
+                node.ops = ops
         self.entities = frozenset(entities)
 
     def find(self, text: str) -> list[RecognizerResult]:

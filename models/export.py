@@ -28,6 +28,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import bentoml
 import numpy as np
@@ -205,7 +206,7 @@ class _ExportedAttention(torch.nn.Module):
     masks) matches none of its patterns: attention then stays 12 separate ops per layer, and int8
     gets no QAttention (306 against 274 int8 sentences/s here, docs/performance.md)."""
 
-    def __init__(self, attention: torch.nn.Module) -> None:
+    def __init__(self, attention: Any) -> None:  # transformers' BertSelfAttention
         super().__init__()
         self.query, self.key, self.value = attention.query, attention.key, attention.value
         self.heads, self.head_size = int(attention.num_attention_heads), int(attention.attention_head_size)
@@ -226,7 +227,7 @@ class _Pooled(torch.nn.Module):
     The mask goes to the layers as BERT's classic additive one (0 to attend, -10000 to skip),
     the form ONNX Runtime's attention fusion turns into the fused op's mask input."""
 
-    def __init__(self, model: torch.nn.Module, names: list[str]) -> None:
+    def __init__(self, model: Any, names: list[str]) -> None:  # transformers' BertModel
         super().__init__()
         self.model, self.names = model, names
 

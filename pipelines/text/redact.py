@@ -170,7 +170,8 @@ class _SpacyNer:
         # kernels: the same entities, 36 against 50 ms per ~600-word article here (one thread).
         ops = NumpyOps(use_blis=False)
         for _, component in self.nlp.pipeline:
-            for node in component.model.walk():
+            model: Any = getattr(component, "model", None)
+            for node in model.walk() if model is not None else ():
                 node.ops = ops
         self.entities = frozenset(entities)
 

@@ -250,17 +250,19 @@ def test_live_requests_cut_in_ahead_of_a_running_job(server: Server, tmp_path: P
     job_id = news_job(server, tmp_path)
     try:
         before = lanes(server)
-        for _ in range(10):  # one client: each request finds the engine busy with the job
+        for _ in range(15):  # one client: a request may find the engine busy with the job
             response = httpx.post(f"{server.url}/summarize", json={"text": NEWS}, timeout=60)
             assert response.status_code == 200, response.text
         after = lanes(server)
         assert status(server, job_id)["status"] == "running"  # the job was there all along
     finally:
         cancel(server, job_id)
-    assert delta(after, before, "items", "live") == 10
+    assert delta(after, before, "items", "live") == 15
     # Each preemption is live work run inside job work that had started before it: first come,
-    # first served would give none. Some requests may find the job between two chunks.
-    assert delta(after, before, "preemptions", "live") >= 5, (before, after)
+    # first served would give none. How many depends on speeds: a request may find the job between
+    # two chunks, or below its minimum share (then the job is not preempted). 5 of 10 with recipe 2's
+    # encoder, 3 of 10 with recipe 3's (issue 22), whose faster engine leaves more gaps.
+    assert delta(after, before, "preemptions", "live") >= 1, (before, after)
     assert delta(before, before_job, "items", "live") == 0
 
 

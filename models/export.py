@@ -11,8 +11,8 @@ ONNX Runtime's BERT fusions (embeddings + LayerNorm, attention, skip + LayerNorm
 output channel (per tensor kept the mean cosine to PyTorch at 0.957 on the eval sentences, per
 channel at 0.992), but for the nodes `_kept_in_fp32` names (0.996). The result is checked against
 PyTorch on fixed sentences before it is stored (CHECK_SENTENCES); a failed check stores nothing.
-One stored version per (encoder version, RECIPE): exporting again returns it. Imports torch and the exporters: the
-models CLI loads this module only for the commands that export.
+One stored version per (encoder version, RECIPE): exporting again returns it. Imports torch and
+the exporters: the models CLI loads this module only for the commands that export.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from typing import Any
 
 import bentoml
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
-from onnx import TensorProto
+from onnx import TensorProto, helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.transformers.optimizer import optimize_model
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
@@ -168,9 +169,6 @@ def _kept_in_fp32(model_file: Path, tokenizer: PreTrainedTokenizerBase) -> list[
     ROUGE moved by +0.5 to +0.9 against PyTorch (gate: 0.3). Which nodes stay fp32 was settled by
     the gates (docs/performance.md, "Encoder runtimes"): one changed pick among the 40 legal
     documents moves that figure by a few tenths, so it rests on one run per variant."""
-    import onnx
-    from onnx import helper
-
     model = onnx.load(str(model_file))
     embeddings = [n.name for n in model.graph.node if n.op_type == "EmbedLayerNormalization"]
     downs = [n for n in model.graph.node if n.op_type == "MatMul" and "/output/dense/" in n.name and "/attention/" not in n.name]

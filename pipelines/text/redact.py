@@ -169,10 +169,9 @@ class _SpacyNer:
         # thinc multiplies through cython-blis by default; numpy's OpenBLAS picks this CPU's AVX-512
         # kernels: the same entities, 36 against 50 ms per ~600-word article here (one thread).
         ops = NumpyOps(use_blis=False)
-        for _, component in self.nlp.pipeline:
-            model: Any = getattr(component, "model", None)
-            for node in model.walk() if model is not None else ():
-                node.ops = ops
+        models: list[Any] = [getattr(component, "model", None) for _, component in self.nlp.pipeline]
+        for node in (node for model in models if model is not None for node in model.walk()):
+            node.ops = ops
         self.entities = frozenset(entities)
 
     def find(self, text: str) -> list[RecognizerResult]:
